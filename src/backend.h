@@ -1,0 +1,113 @@
+/* backend.h: the compute interface.  Model code calls only this; the CPU
+ * backend (backend_cpu.c, fp32, OpenBLAS, OpenMP) is the reference and every
+ * other backend is tested against it op by op.
+ *
+ * Conventions: tensors are row-major fp32 device pointers.  N is the number
+ * of token positions (batch x sequence), D a row width.  "_bwd" ops
+ * accumulate into nothing unless they say so: they overwrite their outputs.
+ * Every allocation names a memory category so that current and peak bytes
+ * per category are known on every rank. */
+#ifndef SHARDTUNE_BACKEND_H
+#define SHARDTUNE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mem_category {
+    MEM_FROZEN,      /* base weights */
+    MEM_TRAINABLE,   /* adapter parameters */
+    MEM_GRADS,       /* adapter gradients */
+    MEM_OPTIMIZER,   /* AdamW moments */
+    MEM_ACTIVATIONS, /* saved activations and scratch of forward/backward */
+    MEM_GATHERED,    /* gathered (unsharded) unit buffers */
+    MEM_COMM,        /* communication buffers */
+    MEM_N_CATEGORIES
+} mem_category;
+
+extern const char *const mem_category_names[MEM_N_CATEGORIES];
+
+typedef struct backend backend;
+
+struct backend {
+    const char *name;
+    size_t cur_bytes[MEM_N_CATEGORIES];
+    size_t peak_bytes[MEM_N_CATEGORIES];
+    size_t peak_total_bytes;
+    void *impl;
+
+    /* ---- memory ---- */
+    void *(*alloc)(backend *be, size_t n_bytes, mem_category cat); /* zeroed */
+    void (*free)(backend *be, void *p);
+    void (*zero)(backend *be, void *p, size_t n_bytes);
+    void (*copy_to_device)(backend *be, void *dst, const void *host_src, size_t n_bytes);
+    void (*copy_to_host)(backend *be, void *host_dst, const void *src, size_t n_bytes);
+    void (*copy)(backend *be, void *dst, const void *src, size_t n_bytes);
+    void (*synchronize)(backend *be);
+
+    /* ---- linear algebra ----
+     * C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major;
+     * op(X) = X or X^T as trans_x says; lda/ldb/ldc are row strides. */
+    void (*matmul)(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+    /* ---- elementwise and reductions over flat ranges ---- */
+    void (*add)(backend *be, float *y, const float *x, size_t n_elems);        /* y += x */
+    void (*scale)(backend *be, float *x, size_t n_elems, float s);             /* x *= s */
+    double (*sum_squares)(backend *be, const float *x, size_t n_elems);
+
+    /* ---- model ops ---- */
+    /* out[i,:] = table[ids[i],:] */
+    void (*embedding_fwd)(backend *be, float *out, const int32_t *ids, const float *table, int n,
+                          int dim);
+    /* out = w * x / sqrt(mean(x^2) + eps); rstd[i] saved for backward. */
+    void (*rmsnorm_fwd)(backend *be, float *out, float *rstd, const float *x, const float *w, int n,
+                        int dim, float eps);
+    /* dx += d(out)/dx applied to dout (accumulates: dx usually holds the
+     * residual gradient already).  The weight is frozen: no dw. */
+    void (*rmsnorm_bwd)(backend *be, float *dx, const float *dout, const float *x, const float *w,
+                        const float *rstd, int n, int dim);
+    /* Rotate-half RoPE in place on x[n, n_heads, head_dim] at positions pos[n];
+     * inv_freq has head_dim/2 entries.  inverse=1 applies the transpose
+     * (the backward of the rotation). */
+    void (*rope)(backend *be, float *x, const int32_t *pos, const float *inv_freq, int n,
+                 int n_heads, int head_dim, int inverse);
+    /* Causal attention with grouped-query heads over batch x seq positions.
+     * q [B,T,Hq,hd], k/v [B,T,Hkv,hd], out [B,T,Hq,hd], lse [B,Hq,T].
+     * seg (nullable, [B,T]): a key is visible only within the same segment
+     * (document boundaries for packed sequences). */
+    void (*attention_fwd)(backend *be, float *out, float *lse, const float *q, const float *k,
+                          const float *v, const int32_t *seg, int batch, int seq, int n_heads,
+                          int n_kv_heads, int head_dim);
+    /* Overwrites dq, dk, dv. */
+    void (*attention_bwd)(backend *be, float *dq, float *dk, float *dv, const float *dout,
+                          const float *out, const float *lse, const float *q, const float *k,
+                          const float *v, const int32_t *seg, int batch, int seq, int n_heads,
+                          int n_kv_heads, int head_dim);
+    /* out = silu(gate) * up */
+    void (*swiglu_fwd)(backend *be, float *out, const float *gate, const float *up, size_t n_elems);
+    void (*swiglu_bwd)(backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+                       const float *up, size_t n_elems);
+    /* LoRA dropout: out = x * keep / (1-p), keep from rng_hash(key, index) so
+     * that the same key regenerates the same mask in backward. */
+    void (*dropout)(backend *be, float *out, const float *x, size_t n_elems, float p, uint64_t key);
+    /* Fused lm_head + cross-entropy, chunk by chunk over rows so the full
+     * logits tensor need not exist: returns the sum of -log p(target) over
+     * rows whose target != -100.  When dh is not NULL it is overwritten with
+     * grad_scale * d(sum)/dh.  When logits is not NULL the logits [n, vocab]
+     * are written there too (evaluation and tests). */
+    double (*lm_head_xent)(backend *be, float *dh, float *logits, const float *h, const float *w,
+                           const int32_t *targets, int n, int dim, int vocab, float grad_scale);
+    /* AdamW (PyTorch semantics) on a flat range, step counted from 1. */
+    void (*adamw)(backend *be, float *param, const float *grad, float *m, float *v, size_t n_elems,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+
+    void (*destroy)(backend *be);
+};
+
+/* Accounting shared by all backends. */
+void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat);
+void backend_account_free(backend *be, size_t n_bytes, mem_category cat);
+
+backend *backend_cpu_create(int n_threads);
+
+#endif

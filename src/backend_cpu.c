@@ -1,0 +1,433 @@
+/* backend_cpu.c: the reference backend.  fp32 everywhere, sgemm from
+ * OpenBLAS, the rest as plain loops parallelised with OpenMP.  Written for
+ * clarity first: every other backend is checked against this one. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "log.h"
+#include "rng.h"
+
+const char *const mem_category_names[MEM_N_CATEGORIES] = {
+    "frozen_params", "trainable_params", "grads", "optimizer", "activations", "gathered_units",
+    "comm_buffers",
+};
+
+void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat)
+{
+    be->cur_bytes[cat] += n_bytes;
+    if (be->cur_bytes[cat] > be->peak_bytes[cat])
+        be->peak_bytes[cat] = be->cur_bytes[cat];
+    size_t total = 0;
+    for (int c = 0; c < MEM_N_CATEGORIES; c++)
+        total += be->cur_bytes[c];
+    if (total > be->peak_total_bytes)
+        be->peak_total_bytes = total;
+}
+
+void backend_account_free(backend *be, size_t n_bytes, mem_category cat) { be->cur_bytes[cat] -= n_bytes; }
+
+/* ---- memory: a small header in front of each block remembers its size and
+ * category, so free() can account without the caller repeating them. ---- */
+
+typedef struct cpu_block {
+    size_t n_bytes;
+    mem_category cat;
+    size_t pad; /* keeps the payload 32-byte aligned after the 32-byte header */
+    size_t pad2;
+} cpu_block;
+
+static void *cpu_alloc(backend *be, size_t n_bytes, mem_category cat)
+{
+    void *raw = NULL;
+    if (posix_memalign(&raw, 64, sizeof(cpu_block) + n_bytes + 64) != 0)
+        die(EXIT_FAILURE_RUN, "cpu backend: out of memory allocating %zu bytes for %s", n_bytes,
+            mem_category_names[cat]);
+    cpu_block *blk = raw;
+    blk->n_bytes = n_bytes;
+    blk->cat = cat;
+    void *p = blk + 1;
+    memset(p, 0, n_bytes);
+    backend_account_alloc(be, n_bytes, cat);
+    return p;
+}
+
+static void cpu_free(backend *be, void *p)
+{
+    if (!p)
+        return;
+    cpu_block *blk = (cpu_block *)p - 1;
+    backend_account_free(be, blk->n_bytes, blk->cat);
+    free(blk);
+}
+
+static void cpu_zero(backend *be, void *p, size_t n_bytes) { memset(p, 0, n_bytes); }
+static void cpu_copy(backend *be, void *dst, const void *src, size_t n_bytes) { memcpy(dst, src, n_bytes); }
+static void cpu_synchronize(backend *be) {}
+
+/* ---- linear algebra ---- */
+
+static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void cpu_add(backend *be, float *y, const float *x, size_t n_elems)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n_elems; i++)
+        y[i] += x[i];
+}
+
+static void cpu_scale(backend *be, float *x, size_t n_elems, float s)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n_elems; i++)
+        x[i] *= s;
+}
+
+/* Partial sums over a fixed number of blocks, added in order: the result
+ * does not depend on the number of threads (bitwise-reproducible runs). */
+enum { SUMSQ_BLOCKS = 64 };
+
+static double cpu_sum_squares(backend *be, const float *x, size_t n_elems)
+{
+    double part[SUMSQ_BLOCKS];
+    size_t per = (n_elems + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < SUMSQ_BLOCKS; blk++) {
+        size_t lo = (size_t)blk * per, hi = lo + per < n_elems ? lo + per : n_elems;
+        double acc = 0.0;
+        for (size_t i = lo; i < hi; i++)
+            acc += (double)x[i] * (double)x[i];
+        part[blk] = acc;
+    }
+    double total = 0.0;
+    for (int blk = 0; blk < SUMSQ_BLOCKS; blk++)
+        total += part[blk];
+    return total;
+}
+
+/* ---- model ops ---- */
+
+static void cpu_embedding_fwd(backend *be, float *out, const int32_t *ids, const float *table, int n,
+                              int dim)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        memcpy(out + (size_t)i * dim, table + (size_t)ids[i] * dim, (size_t)dim * sizeof(float));
+}
+
+static void cpu_rmsnorm_fwd(backend *be, float *out, float *rstd, const float *x, const float *w, int n,
+                            int dim, float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim;
+        float *oi = out + (size_t)i * dim;
+        double ss = 0.0;
+        for (int j = 0; j < dim; j++)
+            ss += (double)xi[j] * xi[j];
+        float r = (float)(1.0 / sqrt(ss / dim + eps));
+        rstd[i] = r;
+        for (int j = 0; j < dim; j++)
+            oi[j] = w[j] * (xi[j] * r);
+    }
+}
+
+static void cpu_rmsnorm_bwd(backend *be, float *dx, const float *dout, const float *x, const float *w,
+                            const float *rstd, int n, int dim)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim;
+        const float *gi = dout + (size_t)i * dim;
+        float *dxi = dx + (size_t)i * dim;
+        float r = rstd[i];
+        /* y = w*x*r, r = (mean x^2 + eps)^-1/2:
+         * dx = r*(w*g) - x * r^3/dim * sum(w*g*x) */
+        double dot = 0.0;
+        for (int j = 0; j < dim; j++)
+            dot += (double)w[j] * gi[j] * xi[j];
+        float c = (float)(dot * r * r * r / dim);
+        for (int j = 0; j < dim; j++)
+            dxi[j] += r * w[j] * gi[j] - xi[j] * c;
+    }
+}
+
+static void cpu_rope(backend *be, float *x, const int32_t *pos, const float *inv_freq, int n, int n_heads,
+                     int head_dim, int inverse)
+{
+    int half = head_dim / 2;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float cs[half], sn[half];
+        for (int j = 0; j < half; j++) {
+            float angle = (float)pos[i] * inv_freq[j];
+            cs[j] = cosf(angle);
+            sn[j] = inverse ? -sinf(angle) : sinf(angle);
+        }
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)i * n_heads + h) * head_dim;
+            for (int j = 0; j < half; j++) {
+                float a = v[j], b = v[j + half];
+                v[j] = a * cs[j] - b * sn[j];
+                v[j + half] = b * cs[j] + a * sn[j];
+            }
+        }
+    }
+}
+
+static inline int attn_visible(const int32_t *seg_row, int i, int j)
+{
+    return j <= i && (!seg_row || seg_row[i] == seg_row[j]);
+}
+
+static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *q, const float *k,
+                              const float *v, const int32_t *seg, int batch, int seq, int n_heads,
+                              int n_kv_heads, int head_dim)
+{
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int group = n_heads / n_kv_heads;
+    const size_t q_stride = (size_t)n_heads * head_dim, kv_stride = (size_t)n_kv_heads * head_dim;
+#pragma omp parallel
+    {
+        float *score = xmalloc((size_t)seq * sizeof(float));
+#pragma omp for collapse(3) schedule(dynamic, 4)
+        for (int b = 0; b < batch; b++)
+            for (int h = 0; h < n_heads; h++)
+                for (int i = 0; i < seq; i++) {
+                    const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
+                    const int kh = h / group;
+                    const float *qi = q + ((size_t)b * seq + i) * q_stride + (size_t)h * head_dim;
+                    float mx = -INFINITY;
+                    for (int j = 0; j <= i; j++) {
+                        if (!attn_visible(seg_row, i, j)) {
+                            score[j] = -INFINITY;
+                            continue;
+                        }
+                        const float *kj = k + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim;
+                        float s = 0.0f;
+                        for (int d = 0; d < head_dim; d++)
+                            s += qi[d] * kj[d];
+                        score[j] = s * scale;
+                        if (score[j] > mx)
+                            mx = score[j];
+                    }
+                    double sum = 0.0;
+                    for (int j = 0; j <= i; j++) {
+                        float p = score[j] == -INFINITY ? 0.0f : expf(score[j] - mx);
+                        score[j] = p;
+                        sum += p;
+                    }
+                    float inv = (float)(1.0 / sum);
+                    float *oi = out + ((size_t)b * seq + i) * q_stride + (size_t)h * head_dim;
+                    memset(oi, 0, (size_t)head_dim * sizeof(float));
+                    for (int j = 0; j <= i; j++) {
+                        if (score[j] == 0.0f)
+                            continue;
+                        const float *vj = v + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim;
+                        float p = score[j] * inv;
+                        for (int d = 0; d < head_dim; d++)
+                            oi[d] += p * vj[d];
+                    }
+                    lse[((size_t)b * n_heads + h) * seq + i] = mx + (float)log(sum);
+                }
+        free(score);
+    }
+}
+
+static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, const float *dout,
+                              const float *out, const float *lse, const float *q, const float *k,
+                              const float *v, const int32_t *seg, int batch, int seq, int n_heads,
+                              int n_kv_heads, int head_dim)
+{
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int group = n_heads / n_kv_heads;
+    const size_t q_stride = (size_t)n_heads * head_dim, kv_stride = (size_t)n_kv_heads * head_dim;
+    /* One thread owns one (batch, kv head): it alone writes that head's dk,
+     * dv and the dq of the query heads sharing it, so no atomics. */
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+        for (int b = 0; b < batch; b++)
+            for (int kh = 0; kh < n_kv_heads; kh++) {
+                const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
+                for (int j = 0; j < seq; j++) {
+                    memset(dk + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim, 0,
+                           (size_t)head_dim * sizeof(float));
+                    memset(dv + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim, 0,
+                           (size_t)head_dim * sizeof(float));
+                }
+                for (int h = kh * group; h < (kh + 1) * group; h++)
+                    for (int i = 0; i < seq; i++) {
+                        const size_t qoff = ((size_t)b * seq + i) * q_stride + (size_t)h * head_dim;
+                        const float *qi = q + qoff, *gi = dout + qoff, *oi = out + qoff;
+                        float *dqi = dq + qoff;
+                        const float l = lse[((size_t)b * n_heads + h) * seq + i];
+                        float dsum = 0.0f; /* D_i = dout_i . out_i */
+                        for (int d = 0; d < head_dim; d++)
+                            dsum += gi[d] * oi[d];
+                        memset(dqi, 0, (size_t)head_dim * sizeof(float));
+                        for (int j = 0; j <= i; j++) {
+                            if (!attn_visible(seg_row, i, j))
+                                continue;
+                            const size_t koff = ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim;
+                            const float *kj = k + koff, *vj = v + koff;
+                            float s = 0.0f, gv = 0.0f;
+                            for (int d = 0; d < head_dim; d++) {
+                                s += qi[d] * kj[d];
+                                gv += gi[d] * vj[d];
+                            }
+                            float p = expf(s * scale - l);
+                            float ds = p * (gv - dsum) * scale;
+                            float *dkj = dk + koff, *dvj = dv + koff;
+                            for (int d = 0; d < head_dim; d++) {
+                                dqi[d] += ds * kj[d];
+                                dkj[d] += ds * qi[d];
+                                dvj[d] += p * gi[d];
+                            }
+                        }
+                    }
+            }
+}
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void cpu_swiglu_fwd(backend *be, float *out, const float *gate, const float *up, size_t n_elems)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n_elems; i++) {
+        float g = gate[i];
+        out[i] = g * sigmoidf(g) * up[i];
+    }
+}
+
+static void cpu_swiglu_bwd(backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+                           const float *up, size_t n_elems)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n_elems; i++) {
+        float g = gate[i], s = sigmoidf(g);
+        dup[i] = dout[i] * g * s;
+        dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    }
+}
+
+static void cpu_dropout(backend *be, float *out, const float *x, size_t n_elems, float p, uint64_t key)
+{
+    const float keep_scale = 1.0f / (1.0f - p);
+    const uint64_t threshold = (uint64_t)((double)p * 18446744073709551616.0);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n_elems; i++)
+        out[i] = rng_hash(key, i) >= threshold ? x[i] * keep_scale : 0.0f;
+}
+
+enum { XENT_CHUNK_ROWS = 64 };
+
+static double cpu_lm_head_xent(backend *be, float *dh, float *logits, const float *h, const float *w,
+                               const int32_t *targets, int n, int dim, int vocab, float grad_scale)
+{
+    double total = 0.0;
+    float *chunk = logits ? NULL : xmalloc((size_t)XENT_CHUNK_ROWS * vocab * sizeof(float));
+    for (int r0 = 0; r0 < n; r0 += XENT_CHUNK_ROWS) {
+        int rows = n - r0 < XENT_CHUNK_ROWS ? n - r0 : XENT_CHUNK_ROWS;
+        float *lg = logits ? logits + (size_t)r0 * vocab : chunk;
+        cpu_matmul(be, 0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w, dim, 0.0f, lg, vocab);
+        double row_loss[XENT_CHUNK_ROWS];
+        /* logits are kept when asked for: the gradient goes to a scratch copy */
+        float *grad = lg;
+        float *scratch = NULL;
+        if (dh && logits) {
+            scratch = xmalloc((size_t)rows * vocab * sizeof(float));
+            grad = scratch;
+        }
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            row_loss[r] = 0.0;
+            const float *row = lg + (size_t)r * vocab;
+            float *grow = grad + (size_t)r * vocab;
+            int t = targets[r0 + r];
+            if (t < 0) {
+                if (dh)
+                    memset(grow, 0, (size_t)vocab * sizeof(float));
+                continue;
+            }
+            float mx = -INFINITY;
+            for (int c = 0; c < vocab; c++)
+                mx = row[c] > mx ? row[c] : mx;
+            double sum = 0.0;
+            for (int c = 0; c < vocab; c++)
+                sum += exp((double)row[c] - mx);
+            double lse = mx + log(sum);
+            row_loss[r] = lse - row[t];
+            if (dh) {
+                for (int c = 0; c < vocab; c++)
+                    grow[c] = (float)(exp((double)row[c] - lse) * grad_scale);
+                grow[t] -= grad_scale;
+            }
+        }
+        for (int r = 0; r < rows; r++) /* in order: reproducible */
+            total += row_loss[r];
+        if (dh)
+            cpu_matmul(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, w, dim, 0.0f, dh + (size_t)r0 * dim, dim);
+        free(scratch);
+    }
+    free(chunk);
+    return total;
+}
+
+static void cpu_adamw(backend *be, float *param, const float *grad, float *m, float *v, size_t n_elems,
+                      float lr, float beta1, float beta2, float eps, float weight_decay, int step)
+{
+    /* torch.optim.AdamW: decoupled decay first, then the bias-corrected update */
+    const double bc1 = 1.0 - pow(beta1, step);
+    const double bc2_sqrt = sqrt(1.0 - pow(beta2, step));
+    const float step_size = (float)(lr / bc1);
+    const float decay = 1.0f - lr * weight_decay;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n_elems; i++) {
+        float g = grad[i];
+        param[i] *= decay;
+        m[i] += (g - m[i]) * (1.0f - beta1);
+        v[i] = v[i] * beta2 + (1.0f - beta2) * g * g;
+        float denom = (float)(sqrtf(v[i]) / bc2_sqrt) + eps;
+        param[i] -= step_size * (m[i] / denom);
+    }
+}
+
+static void cpu_destroy(backend *be) { free(be); }
+
+backend *backend_cpu_create(int n_threads)
+{
+    backend *be = xcalloc(1, sizeof *be);
+    be->name = "cpu";
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->zero = cpu_zero;
+    be->copy_to_device = cpu_copy;
+    be->copy_to_host = cpu_copy;
+    be->copy = cpu_copy;
+    be->synchronize = cpu_synchronize;
+    be->matmul = cpu_matmul;
+    be->add = cpu_add;
+    be->scale = cpu_scale;
+    be->sum_squares = cpu_sum_squares;
+    be->embedding_fwd = cpu_embedding_fwd;
+    be->rmsnorm_fwd = cpu_rmsnorm_fwd;
+    be->rmsnorm_bwd = cpu_rmsnorm_bwd;
+    be->rope = cpu_rope;
+    be->attention_fwd = cpu_attention_fwd;
+    be->attention_bwd = cpu_attention_bwd;
+    be->swiglu_fwd = cpu_swiglu_fwd;
+    be->swiglu_bwd = cpu_swiglu_bwd;
+    be->dropout = cpu_dropout;
+    be->lm_head_xent = cpu_lm_head_xent;
+    be->adamw = cpu_adamw;
+    be->destroy = cpu_destroy;
+    if (n_threads > 0)
+        openblas_set_num_threads(n_threads);
+    return be;
+}

@@ -1,0 +1,228 @@
+/* config.c: one table of flags; each knows its type, default and which
+ * commands take it, so parsing, checking and --help share one source. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { F_INT, F_DOUBLE, F_BOOL, F_STRING } flag_type;
+
+typedef struct flag_def {
+    const char *name;
+    flag_type type;
+    size_t offset;
+    const char *default_value; /* NULL: no default (string stays NULL) */
+    unsigned commands;
+    const char *help;
+} flag_def;
+
+#define OFF(f) offsetof(run_config, f)
+#define TRAIN_EVAL (CMD_TRAIN | CMD_EVAL | CMD_DUMP)
+
+static const flag_def flags[] = {
+    {"model_name_or_path", F_STRING, OFF(model_name_or_path), NULL, TRAIN_EVAL, "Hugging Face model directory"},
+    {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl with input_ids (and optional labels)"},
+    {"output_dir", F_STRING, OFF(output_dir), NULL, CMD_TRAIN, "where metrics.jsonl and the adapter go"},
+    {"adapter", F_STRING, OFF(adapter), NULL, TRAIN_EVAL, "PEFT adapter directory to start from / evaluate"},
+    {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
+    {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", CMD_TRAIN, "micro-batch size"},
+    {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL, "evaluation batch size"},
+    {"gradient_accumulation_steps", F_INT, OFF(gradient_accumulation_steps), "1", CMD_TRAIN, "micro-batches per optimizer step"},
+    {"num_train_epochs", F_DOUBLE, OFF(num_train_epochs), "3", CMD_TRAIN, "epochs (when max_steps <= 0)"},
+    {"max_steps", F_INT, OFF(max_steps), "-1", CMD_TRAIN, "optimizer steps; overrides num_train_epochs when > 0"},
+    {"learning_rate", F_DOUBLE, OFF(learning_rate), "5e-5", CMD_TRAIN, "peak learning rate"},
+    {"lr_scheduler_type", F_STRING, OFF(lr_scheduler_type), "linear", CMD_TRAIN, "constant, constant_with_warmup, linear, cosine"},
+    {"warmup_ratio", F_DOUBLE, OFF(warmup_ratio), "0", CMD_TRAIN, "warmup as a fraction of the steps"},
+    {"warmup_steps", F_INT, OFF(warmup_steps), "0", CMD_TRAIN, "warmup steps (wins over warmup_ratio when > 0)"},
+    {"weight_decay", F_DOUBLE, OFF(weight_decay), "0", CMD_TRAIN, "AdamW decoupled weight decay"},
+    {"max_grad_norm", F_DOUBLE, OFF(max_grad_norm), "1.0", CMD_TRAIN, "global gradient-norm clipping (0: off)"},
+    {"adam_beta1", F_DOUBLE, OFF(adam_beta1), "0.9", CMD_TRAIN, "AdamW beta1"},
+    {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", CMD_TRAIN, "AdamW beta2"},
+    {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", CMD_TRAIN, "AdamW epsilon"},
+    {"seed", F_INT, OFF(seed), "42", TRAIN_EVAL, "seed of data order, LoRA init and dropout"},
+    {"logging_steps", F_INT, OFF(logging_steps), "500", CMD_TRAIN, "log every N optimizer steps"},
+    {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", CMD_TRAIN, "recompute each layer in backward"},
+    {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", CMD_TRAIN, "train LoRA adapters (the only mode)"},
+    {"lora_r", F_INT, OFF(lora_r), "64", CMD_TRAIN, "LoRA rank"},
+    {"lora_alpha", F_DOUBLE, OFF(lora_alpha), "16", CMD_TRAIN, "LoRA alpha"},
+    {"lora_dropout", F_DOUBLE, OFF(lora_dropout), "0.1", CMD_TRAIN, "dropout on the LoRA input"},
+    {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", CMD_TRAIN, "all-linear or a list of q_proj,k_proj,..."},
+    {"use_rslora", F_BOOL, OFF(use_rslora), "False", CMD_TRAIN, "scale alpha/sqrt(r)"},
+    {"json", F_BOOL, OFF(json), "False", CMD_EVAL, "print one JSON object"},
+    {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
+    {"out", F_STRING, OFF(out), NULL, CMD_DUMP, "output .safetensors"},
+    {"model", F_STRING, OFF(model_name_or_path), NULL, CMD_DUMP, "alias of --model_name_or_path"},
+    {"data", F_STRING, OFF(dataset_name), NULL, CMD_DUMP, "alias of --dataset_name"},
+};
+
+/* Flags of train.py / TrainingArguments / accelerate that later work brings. */
+static const char *const later_flags[] = {
+    "packing", "dataset_text_field", "chat_template_format", "append_concat_token", "add_special_tokens",
+    "splits", "use_4bit_quantization", "use_nested_quant", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
+    "bnb_4bit_quant_storage_dtype", "use_8bit_quantization", "use_flash_attn", "use_unsloth", "use_reentrant",
+    "bf16", "fp16", "config_file", "save_strategy", "save_steps", "save_total_limit",
+    "resume_from_checkpoint", "eval_strategy", "evaluation_strategy", "eval_steps", "use_dora",
+    "assistant_only_loss", "fsdp", "fsdp_config", "device",
+};
+
+/* Accepted and ignored when they ask for what shardtune does anyway. */
+static const char *const harmless_flags[] = {"push_to_hub", "hub_private_repo", "report_to", "overwrite_output_dir",
+                                             "do_train", "remove_unused_columns"};
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
+        return *out = 1, 0;
+    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no"))
+        return *out = 0, 0;
+    return -1;
+}
+
+static int set_flag(run_config *c, const flag_def *f, const char *v, errbuf *e)
+{
+    void *field = (char *)c + f->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (f->type) {
+    case F_INT: {
+        long x = strtol(v, &end, 10);
+        if (errno || !*v || *end || x < INT_MIN || x > INT_MAX)
+            return err_set(e, "--%s: '%s' is not an integer", f->name, v);
+        *(int *)field = (int)x;
+        return 0;
+    }
+    case F_DOUBLE: {
+        double x = strtod(v, &end);
+        if (errno || !*v || *end || !isfinite(x))
+            return err_set(e, "--%s: '%s' is not a number", f->name, v);
+        *(double *)field = x;
+        return 0;
+    }
+    case F_BOOL:
+        if (parse_bool(v, (int *)field) != 0)
+            return err_set(e, "--%s: '%s' is not a boolean (True or False)", f->name, v);
+        return 0;
+    case F_STRING:
+        free(*(char **)field);
+        *(char **)field = xstrdup(v);
+        return 0;
+    }
+    return -1;
+}
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static int check_values(const run_config *c, command_id cmd, errbuf *e)
+{
+    if (!c->model_name_or_path)
+        return err_set(e, "--model_name_or_path is required");
+    if (!c->dataset_name)
+        return err_set(e, "--dataset_name is required");
+    if (c->max_seq_len < 2)
+        return err_set(e, "--max_seq_len: %d is too small (at least 2)", c->max_seq_len);
+    if (cmd == CMD_TRAIN) {
+        if (!c->output_dir)
+            return err_set(e, "--output_dir is required");
+        if (c->per_device_train_batch_size < 1)
+            return err_set(e, "--per_device_train_batch_size: must be at least 1");
+        if (c->gradient_accumulation_steps < 1)
+            return err_set(e, "--gradient_accumulation_steps: must be at least 1");
+        if (c->learning_rate < 0)
+            return err_set(e, "--learning_rate: must not be negative");
+        if (c->warmup_ratio < 0 || c->warmup_ratio > 1)
+            return err_set(e, "--warmup_ratio: %g is not in [0, 1]", c->warmup_ratio);
+        if (c->warmup_steps < 0)
+            return err_set(e, "--warmup_steps: must not be negative");
+        if (c->max_steps <= 0 && c->num_train_epochs <= 0)
+            return err_set(e, "--num_train_epochs: must be positive when --max_steps is not set");
+        if (c->logging_steps < 1)
+            return err_set(e, "--logging_steps: must be at least 1");
+        if (!c->use_peft_lora)
+            return err_set(e, "--use_peft_lora False: full fine-tuning is not supported, shardtune trains adapters");
+        if (c->lora_r < 1)
+            return err_set(e, "--lora_r: must be at least 1");
+        if (c->lora_dropout < 0 || c->lora_dropout >= 1)
+            return err_set(e, "--lora_dropout: %g is not in [0, 1)", c->lora_dropout);
+        if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
+            return err_set(e, "--adam_beta1/--adam_beta2: must be in [0, 1)");
+    }
+    if (cmd == CMD_EVAL && c->per_device_eval_batch_size < 1)
+        return err_set(e, "--per_device_eval_batch_size: must be at least 1");
+    if (cmd == CMD_DUMP && !c->out)
+        return err_set(e, "--out is required");
+    return 0;
+}
+
+int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < COUNT(flags); i++)
+        if (flags[i].default_value && (flags[i].commands & cmd))
+            set_flag(c, &flags[i], flags[i].default_value, NULL);
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0)
+            return err_set(e, "unexpected argument '%s' (flags are --name value)", arg);
+        char name[128];
+        const char *eq = strchr(arg + 2, '=');
+        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (len >= sizeof name)
+            return err_set(e, "%s: unknown flag", arg);
+        memcpy(name, arg + 2, len);
+        name[len] = '\0';
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+        const flag_def *f = NULL;
+        for (size_t k = 0; k < COUNT(flags); k++)
+            if ((flags[k].commands & cmd) && strcmp(flags[k].name, name) == 0)
+                f = &flags[k];
+        if (!f && in_list(name, later_flags, COUNT(later_flags)))
+            return err_set(e, "--%s: not supported yet", name);
+        if (!f && in_list(name, harmless_flags, COUNT(harmless_flags))) {
+            if (!eq)
+                i++;
+            continue;
+        }
+        if (!f)
+            return err_set(e, "--%s: unknown flag", name);
+        if (!value)
+            return err_set(e, "--%s: missing value", name);
+        if (set_flag(c, f, value, e) != 0)
+            return -1;
+        if (!eq)
+            i++;
+    }
+    return check_values(c, cmd, e);
+}
+
+void config_free(run_config *c)
+{
+    for (size_t i = 0; i < COUNT(flags); i++)
+        if (flags[i].type == F_STRING) {
+            char **field = (char **)((char *)c + flags[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+}
+
+void config_print_help(command_id cmd)
+{
+    for (size_t i = 0; i < COUNT(flags); i++)
+        if (flags[i].commands & cmd)
+            printf("  --%-30s %s%s%s%s\n", flags[i].name, flags[i].help,
+                   flags[i].default_value ? " (default " : "",
+                   flags[i].default_value ? flags[i].default_value : "", flags[i].default_value ? ")" : "");
+}

@@ -1,0 +1,56 @@
+/* config.h: command-line flags, named as PEFT's examples/sft/train.py and
+ * transformers' TrainingArguments name them, into one struct. */
+#ifndef SHARDTUNE_CONFIG_H
+#define SHARDTUNE_CONFIG_H
+
+#include "log.h"
+
+typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4 } command_id;
+
+typedef struct run_config {
+    /* model and data */
+    char *model_name_or_path;
+    char *dataset_name;
+    char *output_dir;
+    char *adapter;              /* a PEFT adapter dir to start from / evaluate */
+    int max_seq_len;
+    /* batches and schedule */
+    int per_device_train_batch_size;
+    int per_device_eval_batch_size;
+    int gradient_accumulation_steps;
+    double num_train_epochs;
+    int max_steps;
+    double learning_rate;
+    char *lr_scheduler_type;
+    double warmup_ratio;
+    int warmup_steps;
+    double weight_decay;
+    double max_grad_norm;
+    double adam_beta1, adam_beta2, adam_epsilon;
+    int seed;
+    int logging_steps;
+    int gradient_checkpointing;
+    /* LoRA */
+    int use_peft_lora;
+    int lora_r;
+    double lora_alpha;
+    double lora_dropout;
+    char *lora_target_modules;
+    int use_rslora;
+    /* output */
+    int json;
+    /* model_dump (tests) */
+    int rows;
+    char *out;
+} run_config;
+
+/* Fills defaults (TrainingArguments' and train.py's), then parses argv for
+ * command `cmd`.  An unknown flag or a bad value is an error naming it
+ * (the caller exits with status 2).  Flags that belong to later work are
+ * recognised and refused as "not supported yet". */
+int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e);
+void config_free(run_config *c);
+/* Prints the flags of cmd with their defaults. */
+void config_print_help(command_id cmd);
+
+#endif

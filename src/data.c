@@ -1,0 +1,190 @@
+/* data.c: .jsonl readers, micro-batches and the sampler (see data.h). */
+#include "data.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+static int read_int_array(json_t *arr, const char *what, const char *path, size_t line, int max_len,
+                          int vocab_size, int allow_ignore, int32_t **out, int *n_out, errbuf *e)
+{
+    if (!json_is_array(arr))
+        return err_set(e, "%s:%zu: \"%s\" is not a list of integers", path, line, what);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return err_set(e, "%s:%zu: \"%s\" is empty", path, line, what);
+    if (n > (size_t)max_len)
+        n = (size_t)max_len;
+    int32_t *v = xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_array_get(arr, i);
+        if (!json_is_integer(x)) {
+            free(v);
+            return err_set(e, "%s:%zu: \"%s\"[%zu] is not an integer", path, line, what, i);
+        }
+        json_int_t id = json_integer_value(x);
+        if (!(allow_ignore && id == IGNORE_INDEX) && (id < 0 || id >= vocab_size)) {
+            free(v);
+            return err_set(e, "%s:%zu: \"%s\"[%zu] = %lld is outside the vocabulary [0, %d)", path, line,
+                           what, i, (long long)id, vocab_size);
+        }
+        v[i] = (int32_t)id;
+    }
+    *out = v;
+    *n_out = (int)n;
+    return 0;
+}
+
+static int add_row(dataset *d, json_t *row, const char *path, size_t line, int max_seq_len, int vocab_size,
+                   errbuf *e)
+{
+    if (!json_is_object(row))
+        return err_set(e, "%s:%zu: a row must be a JSON object", path, line);
+    json_t *ids = json_object_get(row, "input_ids");
+    if (!ids)
+        return err_set(e, "%s:%zu: no \"input_ids\" (text and chat data are not supported yet)", path, line);
+    int32_t *idv = NULL, *lab = NULL;
+    int n = 0, n_lab = 0;
+    if (read_int_array(ids, "input_ids", path, line, max_seq_len, vocab_size, 0, &idv, &n, e) != 0)
+        return -1;
+    json_t *labels = json_object_get(row, "labels");
+    if (labels) {
+        if (json_array_size(labels) != json_array_size(ids)) {
+            free(idv);
+            return err_set(e, "%s:%zu: \"labels\" has %zu entries but \"input_ids\" has %zu", path, line,
+                           json_array_size(labels), json_array_size(ids));
+        }
+        if (read_int_array(labels, "labels", path, line, max_seq_len, vocab_size, 1, &lab, &n_lab, e) != 0) {
+            free(idv);
+            return -1;
+        }
+    }
+    size_t i = d->n_rows++;
+    d->len = realloc(d->len, d->n_rows * sizeof *d->len);
+    d->ids = realloc(d->ids, d->n_rows * sizeof *d->ids);
+    d->labels = realloc(d->labels, d->n_rows * sizeof *d->labels);
+    if (!d->len || !d->ids || !d->labels)
+        die(EXIT_FAILURE_RUN, "out of memory reading %s", path);
+    d->len[i] = n;
+    d->ids[i] = idv;
+    d->labels[i] = lab;
+    return 0;
+}
+
+int dataset_load_jsonl(const char *path, int max_seq_len, int vocab_size, dataset *d, errbuf *e)
+{
+    memset(d, 0, sizeof *d);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return err_set(e, "%s: cannot open the dataset", path);
+    char *line = NULL;
+    size_t cap = 0, line_no = 0;
+    ssize_t got;
+    int rc = 0;
+    while (rc == 0 && (got = getline(&line, &cap, f)) != -1) {
+        line_no++;
+        size_t k = 0;
+        while (k < (size_t)got && (line[k] == ' ' || line[k] == '\t' || line[k] == '\n' || line[k] == '\r'))
+            k++;
+        if (k == (size_t)got)
+            continue; /* blank line */
+        json_error_t jerr;
+        json_t *row = json_loadb(line, (size_t)got, 0, &jerr);
+        if (!row) {
+            rc = err_set(e, "%s:%zu: invalid JSON: %s", path, line_no, jerr.text);
+            break;
+        }
+        rc = add_row(d, row, path, line_no, max_seq_len, vocab_size, e);
+        json_decref(row);
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && d->n_rows == 0)
+        rc = err_set(e, "%s: no rows", path);
+    if (rc != 0)
+        dataset_free(d);
+    return rc;
+}
+
+void dataset_free(dataset *d)
+{
+    for (size_t i = 0; i < d->n_rows; i++) {
+        free(d->ids[i]);
+        free(d->labels[i]);
+    }
+    free(d->len);
+    free(d->ids);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+void dataset_batch(const dataset *d, const size_t *rows, int n, int pad_id, host_batch *hb)
+{
+    int seq = 1;
+    for (int i = 0; i < n; i++)
+        if (d->len[rows[i]] > seq)
+            seq = d->len[rows[i]];
+    size_t total = (size_t)n * seq;
+    hb->batch = n;
+    hb->seq = seq;
+    hb->ids = xmalloc(total * sizeof(int32_t));
+    hb->targets = xmalloc(total * sizeof(int32_t));
+    hb->pos = xmalloc(total * sizeof(int32_t));
+    hb->n_targets = 0;
+    for (int b = 0; b < n; b++) {
+        size_t r = rows[b];
+        int len = d->len[r];
+        const int32_t *labels = d->labels[r] ? d->labels[r] : d->ids[r];
+        for (int t = 0; t < seq; t++) {
+            size_t k = (size_t)b * seq + t;
+            hb->ids[k] = t < len ? d->ids[r][t] : pad_id;
+            hb->pos[k] = t;
+            /* position t predicts token t+1 */
+            hb->targets[k] = t + 1 < len ? labels[t + 1] : IGNORE_INDEX;
+            if (hb->targets[k] != IGNORE_INDEX)
+                hb->n_targets++;
+        }
+    }
+}
+
+void host_batch_free(host_batch *hb)
+{
+    free(hb->ids);
+    free(hb->targets);
+    free(hb->pos);
+    memset(hb, 0, sizeof *hb);
+}
+
+void sampler_init(sampler *s, size_t n_rows, int batch_size, uint64_t seed)
+{
+    s->n_rows = n_rows;
+    s->batch_size = batch_size;
+    s->seed = seed;
+    s->epoch = -1;
+    s->perm = xmalloc(n_rows * sizeof *s->perm);
+}
+
+size_t sampler_n_batches(const sampler *s) { return (s->n_rows + (size_t)s->batch_size - 1) / (size_t)s->batch_size; }
+
+int sampler_batch(sampler *s, int epoch, size_t k, const size_t **rows)
+{
+    if (s->epoch != epoch) {
+        rng r;
+        rng_init(&r, s->seed, (uint64_t)epoch);
+        rng_permutation(&r, s->perm, s->n_rows);
+        s->epoch = epoch;
+    }
+    size_t lo = k * (size_t)s->batch_size;
+    size_t hi = lo + (size_t)s->batch_size < s->n_rows ? lo + (size_t)s->batch_size : s->n_rows;
+    *rows = s->perm + lo;
+    return (int)(hi - lo);
+}
+
+void sampler_free(sampler *s)
+{
+    free(s->perm);
+    s->perm = NULL;
+}

@@ -1,0 +1,82 @@
+/* log.c: one place that prints errors, progress and ends the job. */
+#include "log.h"
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_rank = 0, g_size = 1;
+
+void log_set_rank(int rank, int size) { g_rank = rank; g_size = size; }
+int log_rank(void) { return g_rank; }
+
+int err_set(errbuf *e, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void die(int status, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_size > 1)
+        fprintf(stderr, "shardtune: error: rank %d: %s\n", g_rank, msg);
+    else
+        fprintf(stderr, "shardtune: error: %s\n", msg);
+    fflush(stderr);
+    fflush(stdout);
+    int mpi_up = 0, mpi_down = 0;
+    MPI_Initialized(&mpi_up);
+    MPI_Finalized(&mpi_down);
+    if (mpi_up && !mpi_down && g_size > 1)
+        MPI_Abort(MPI_COMM_WORLD, status);
+    exit(status);
+}
+
+void log_info(const char *fmt, ...)
+{
+    if (g_rank != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void *xmalloc_at(size_t n_bytes, const char *file, int line)
+{
+    void *p = malloc(n_bytes ? n_bytes : 1);
+    if (!p)
+        die(EXIT_FAILURE_RUN, "%s:%d: out of memory allocating %zu bytes", file, line, n_bytes);
+    return p;
+}
+
+void *xcalloc_at(size_t n_elems, size_t elem_size, const char *file, int line)
+{
+    void *p = calloc(n_elems ? n_elems : 1, elem_size ? elem_size : 1);
+    if (!p)
+        die(EXIT_FAILURE_RUN, "%s:%d: out of memory allocating %zu x %zu bytes", file, line,
+            n_elems, elem_size);
+    return p;
+}
+
+char *xstrdup_at(const char *s, const char *file, int line)
+{
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc_at(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}

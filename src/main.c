@@ -1,0 +1,105 @@
+/* main.c: `shardtune <command>` dispatch.  Every command reports failure
+ * through die(): one line, exit 2 for usage errors and 1 otherwise. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "convert_llama2c.h"
+#include "log.h"
+#include "train.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: shardtune <command> [flags]\n"
+            "commands:\n"
+            "  train     fine-tune LoRA adapters (flags as PEFT's train.py / TrainingArguments)\n"
+            "  eval      mean token loss of a model (and adapter) over a dataset\n"
+            "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
+            "  help      this text; `shardtune <command> --help` lists a command's flags\n");
+}
+
+static const char *find_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static int cmd_convert(int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "llama2c") != 0)
+        die(EXIT_USAGE, "convert: the only source format is llama2c (shardtune convert llama2c "
+                        "--checkpoint FILE --tokenizer FILE --out DIR)");
+    for (int i = 1; i < argc; i += 2)
+        if (strcmp(argv[i], "--checkpoint") && strcmp(argv[i], "--tokenizer") && strcmp(argv[i], "--out"))
+            die(EXIT_USAGE, "convert llama2c: %s: unknown flag", argv[i]);
+    const char *ckpt = find_flag(argc, argv, "--checkpoint");
+    const char *tok = find_flag(argc, argv, "--tokenizer");
+    const char *out = find_flag(argc, argv, "--out");
+    if (!ckpt || !tok || !out)
+        die(EXIT_USAGE, "convert llama2c: --checkpoint, --tokenizer and --out are required");
+    errbuf e;
+    if (convert_llama2c(ckpt, tok, out, &e) != 0)
+        die(EXIT_FAILURE_RUN, "%s", e.msg);
+    log_info("converted %s to %s", ckpt, out);
+    return 0;
+}
+
+static int cmd_run(command_id cmd, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("flags of shardtune %s:\n", cmd == CMD_TRAIN ? "train" : "eval");
+            config_print_help(cmd);
+            return 0;
+        }
+    run_config c;
+    errbuf e;
+    if (config_parse(&c, cmd, argc, argv, &e) != 0)
+        die(EXIT_USAGE, "%s", e.msg);
+    int rc = cmd == CMD_TRAIN ? train_run(&c, &e) : eval_run(&c, &e);
+    config_free(&c);
+    if (rc != 0)
+        die(EXIT_FAILURE_RUN, "%s", e.msg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int provided, rank = 0, size = 1;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "shardtune: error: MPI_Init_thread failed\n");
+        return 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    log_set_rank(rank, size);
+    if (argc < 2) {
+        usage(stderr);
+        die(EXIT_USAGE, "no command given");
+    }
+    const char *cmd = argv[1];
+    int rc;
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        rc = 0;
+    } else if (!strcmp(cmd, "convert")) {
+        rc = cmd_convert(argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
+        if (size > 1)
+            die(EXIT_USAGE, "%s: %d MPI ranks: sharded (FSDP) training is not supported yet, run one rank",
+                cmd, size);
+        rc = cmd_run(!strcmp(cmd, "train") ? CMD_TRAIN : CMD_EVAL, argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "generate") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "export") ||
+               !strcmp(cmd, "merge") || !strcmp(cmd, "plan")) {
+        die(EXIT_USAGE, "%s: not supported yet", cmd);
+    } else {
+        usage(stderr);
+        die(EXIT_USAGE, "'%s' is not a command", cmd);
+    }
+    MPI_Finalize();
+    return rc;
+}

@@ -1,0 +1,577 @@
+/* model.c: Llama + LoRA forward and backward over flat unit buffers.
+ *
+ * Read top to bottom: parameter tables, loading, then the forward pass of a
+ * layer, its backward, and the whole micro-batch step. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+#include "safetensors.h"
+
+enum { RNG_STREAM_LORA_INIT = 0x4c6f5241 };
+
+/* ------------------------------------------------------------------ */
+/* shapes                                                              */
+
+static void linear_shape(const llama_config *c, linear_id lin, int *out, int *in)
+{
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    switch (lin) {
+    case LIN_Q: *out = q_dim, *in = c->hidden_size; break;
+    case LIN_K:
+    case LIN_V: *out = kv_dim, *in = c->hidden_size; break;
+    case LIN_O: *out = c->hidden_size, *in = q_dim; break;
+    case LIN_GATE:
+    case LIN_UP: *out = c->intermediate_size, *in = c->hidden_size; break;
+    default: *out = c->hidden_size, *in = c->intermediate_size; break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* parameter tables                                                    */
+
+static param_entry *unit_add(model_unit *u, const char *name, int n_dims, int64_t d0, int64_t d1,
+                             int trainable)
+{
+    u->params = realloc(u->params, (size_t)(u->n_params + 1) * sizeof *u->params);
+    if (!u->params)
+        die(EXIT_FAILURE_RUN, "out of memory building the parameter table");
+    param_entry *p = &u->params[u->n_params++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->n_dims = n_dims;
+    p->shape[0] = d0;
+    p->shape[1] = n_dims > 1 ? d1 : 1;
+    p->n_elems = (size_t)d0 * (size_t)p->shape[1];
+    p->trainable = trainable;
+    p->layer = u->kind == UNIT_LAYER ? u->layer : -1;
+    size_t *fill = trainable ? &u->n_train_elems : &u->n_frozen_elems;
+    p->offset = *fill;
+    *fill += p->n_elems;
+    return p;
+}
+
+static void build_layer_table(model_unit *u, const llama_config *c, const lora_config *lc)
+{
+    char name[96];
+    int l = u->layer;
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+    unit_add(u, name, 1, c->hidden_size, 0, 0);
+    for (int lin = 0; lin < N_LINEARS; lin++) {
+        int out, in;
+        linear_shape(c, lin, &out, &in);
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lora_module_path(lin));
+        unit_add(u, name, 2, out, in, 0);
+        if (lin == LIN_O) {
+            snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+            unit_add(u, name, 1, c->hidden_size, 0, 0);
+        }
+    }
+    if (lc->r <= 0)
+        return;
+    for (int lin = 0; lin < N_LINEARS; lin++) {
+        if (!(lc->target_mask & (1u << lin)))
+            continue;
+        int out, in;
+        linear_shape(c, lin, &out, &in);
+        lora_peft_key(name, sizeof name, l, lin, 'A');
+        param_entry *a = unit_add(u, name, 2, lc->r, in, 1);
+        a->lin = lin, a->lora_ab = 'A';
+        lora_peft_key(name, sizeof name, l, lin, 'B');
+        param_entry *b = unit_add(u, name, 2, out, lc->r, 1);
+        b->lin = lin, b->lora_ab = 'B';
+    }
+}
+
+static void build_units(model *m)
+{
+    const llama_config *c = &m->cfg;
+    m->n_units = c->n_layers + 2;
+    m->units = xcalloc((size_t)m->n_units, sizeof *m->units);
+    model_unit *emb = &m->units[0];
+    emb->kind = UNIT_EMBEDDING;
+    unit_add(emb, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        model_unit *u = &m->units[1 + l];
+        u->kind = UNIT_LAYER;
+        u->layer = l;
+        build_layer_table(u, c, &m->lora);
+    }
+    model_unit *head = &m->units[m->n_units - 1];
+    head->kind = UNIT_HEAD;
+    unit_add(head, "model.norm.weight", 1, c->hidden_size, 0, 0);
+    if (!c->tie_word_embeddings)
+        unit_add(head, "lm_head.weight", 2, c->vocab_size, c->hidden_size, 0);
+}
+
+/* Points the per-layer views into the flat buffers. */
+static void bind_views(model *m)
+{
+    m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        for (int i = 0; i < u->n_params; i++) {
+            param_entry *p = &u->params[i];
+            if (u->kind == UNIT_EMBEDDING)
+                m->embed = u->frozen + p->offset;
+            else if (u->kind == UNIT_HEAD)
+                *(strcmp(p->name, "model.norm.weight") == 0 ? &m->final_norm : &m->lm_head) =
+                    u->frozen + p->offset;
+            else {
+                layer_view *v = &m->layers[u->layer];
+                if (p->trainable) {
+                    float **w = p->lora_ab == 'A' ? v->lora_a : v->lora_b;
+                    float **g = p->lora_ab == 'A' ? v->grad_a : v->grad_b;
+                    w[p->lin] = u->train + p->offset;
+                    g[p->lin] = u->grad + p->offset;
+                } else if (strstr(p->name, "input_layernorm"))
+                    v->attn_norm = u->frozen + p->offset;
+                else if (strstr(p->name, "post_attention_layernorm"))
+                    v->mlp_norm = u->frozen + p->offset;
+                else
+                    for (int lin = 0; lin < N_LINEARS; lin++)
+                        if (strstr(p->name, lora_module_path(lin)))
+                            v->w[lin] = u->frozen + p->offset;
+            }
+        }
+    }
+    if (m->cfg.tie_word_embeddings)
+        m->lm_head = m->embed;
+}
+
+/* ------------------------------------------------------------------ */
+/* loading                                                             */
+
+/* RoPE frequencies exactly as transformers computes them in fp32,
+ * including the llama3 wavelength-dependent scaling. */
+static void rope_inv_freq(const llama_config *c, float *inv_freq)
+{
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float expo = (float)(2 * i) / (float)c->head_dim;
+        inv_freq[i] = 1.0f / powf(c->rope_theta, expo);
+    }
+    if (c->rope_type != ROPE_LLAMA3)
+        return;
+    float old_len = (float)c->rope_original_max_position_embeddings;
+    float low_wavelen = old_len / c->rope_low_freq_factor;
+    float high_wavelen = old_len / c->rope_high_freq_factor;
+    for (int i = 0; i < half; i++) {
+        float f = inv_freq[i];
+        float wavelen = 2.0f * (float)M_PI / f;
+        float scaled = wavelen > low_wavelen ? f / c->rope_factor : f;
+        if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
+            float smooth = (old_len / wavelen - c->rope_low_freq_factor) /
+                           (c->rope_high_freq_factor - c->rope_low_freq_factor);
+            scaled = (1.0f - smooth) * scaled / c->rope_factor + smooth * scaled;
+        }
+        inv_freq[i] = scaled;
+    }
+}
+
+static int load_frozen(model *m, const safetensors *st, const char *dir, errbuf *e)
+{
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        for (int i = 0; i < u->n_params; i++) {
+            const param_entry *p = &u->params[i];
+            if (p->trainable)
+                continue;
+            const st_tensor *t = safetensors_find(st, p->name);
+            if (!t)
+                return err_set(e, "%s: missing tensor '%s' (expected shape [%lld%s%lld%s])", dir, p->name,
+                               (long long)p->shape[0], p->n_dims > 1 ? ", " : "",
+                               p->n_dims > 1 ? (long long)p->shape[1] : 0LL, "");
+            if (st_tensor_check_shape(t, p->n_dims, p->shape, e) != 0)
+                return -1;
+            float *host = xmalloc(p->n_elems * sizeof(float));
+            if (st_tensor_to_f32(t, host, e) != 0) {
+                free(host);
+                return -1;
+            }
+            m->be->copy_to_device(m->be, u->frozen + p->offset, host, p->n_elems * sizeof(float));
+            free(host);
+        }
+    }
+    return 0;
+}
+
+/* A kaiming-uniform (a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); B zero. */
+static void init_lora(model *m, uint64_t seed)
+{
+    rng r;
+    rng_init(&r, seed, RNG_STREAM_LORA_INIT);
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        for (int i = 0; i < u->n_params; i++) {
+            const param_entry *p = &u->params[i];
+            if (!p->trainable || p->lora_ab != 'A')
+                continue;
+            float bound = 1.0f / sqrtf((float)p->shape[1]);
+            float *host = xmalloc(p->n_elems * sizeof(float));
+            for (size_t k = 0; k < p->n_elems; k++)
+                host[k] = (2.0f * rng_next_uniform(&r) - 1.0f) * bound;
+            m->be->copy_to_device(m->be, u->train + p->offset, host, p->n_elems * sizeof(float));
+            free(host);
+        }
+    }
+}
+
+int model_load(model *m, const char *model_dir, const lora_config *lc, uint64_t seed, backend *be,
+               errbuf *e)
+{
+    memset(m, 0, sizeof *m);
+    m->be = be;
+    if (llama_config_load(model_dir, &m->cfg, e) != 0)
+        return -1;
+    m->lora = *lc;
+    if (m->lora.r <= 0)
+        m->lora.target_mask = 0;
+    m->lora_scale = m->lora.r > 0 ? lora_scale(&m->lora) : 0.0f;
+    build_units(m);
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        u->frozen = be->alloc(be, u->n_frozen_elems * sizeof(float), MEM_FROZEN);
+        if (u->n_train_elems) {
+            u->train = be->alloc(be, u->n_train_elems * sizeof(float), MEM_TRAINABLE);
+            u->grad = be->alloc(be, u->n_train_elems * sizeof(float), MEM_GRADS);
+        }
+    }
+    bind_views(m);
+    safetensors *st = safetensors_open_dir(model_dir, e);
+    if (!st)
+        return -1;
+    int rc = load_frozen(m, st, model_dir, e);
+    safetensors_close(st);
+    if (rc != 0)
+        return -1;
+    float *inv = xmalloc((size_t)m->cfg.head_dim / 2 * sizeof(float));
+    rope_inv_freq(&m->cfg, inv);
+    m->inv_freq = be->alloc(be, (size_t)m->cfg.head_dim / 2 * sizeof(float), MEM_FROZEN);
+    be->copy_to_device(be, m->inv_freq, inv, (size_t)m->cfg.head_dim / 2 * sizeof(float));
+    free(inv);
+    init_lora(m, seed);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* activations                                                         */
+
+struct layer_acts {
+    float *xn1, *rstd1, *q, *k, *v, *attn, *lse, *x_mid, *xn2, *rstd2, *gate, *up, *act;
+    float *xa[N_LINEARS]; /* A dropout(x), [N, r], kept for dB */
+};
+
+typedef struct backward_scratch {
+    float *d_resid, *d_xn, *d_attn, *dq, *dk, *dv, *d_act, *d_gate, *d_up, *dxa, *xd;
+    float *h, *rstd_f, *dh, *discard;
+} backward_scratch;
+
+static float *act_alloc(model *m, size_t n_elems) { return m->be->alloc(m->be, n_elems * sizeof(float), MEM_ACTIVATIONS); }
+
+static void acts_alloc(model *m, layer_acts *a, size_t n)
+{
+    const llama_config *c = &m->cfg;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t D = c->hidden_size, I = c->intermediate_size;
+    a->xn1 = act_alloc(m, n * D);
+    a->rstd1 = act_alloc(m, n);
+    a->q = act_alloc(m, n * q_dim);
+    a->k = act_alloc(m, n * kv_dim);
+    a->v = act_alloc(m, n * kv_dim);
+    a->attn = act_alloc(m, n * q_dim);
+    a->lse = act_alloc(m, n * c->n_heads);
+    a->x_mid = act_alloc(m, n * D);
+    a->xn2 = act_alloc(m, n * D);
+    a->rstd2 = act_alloc(m, n);
+    a->gate = act_alloc(m, n * I);
+    a->up = act_alloc(m, n * I);
+    a->act = act_alloc(m, n * I);
+    for (int lin = 0; lin < N_LINEARS; lin++)
+        a->xa[lin] = (m->lora.target_mask & (1u << lin)) ? act_alloc(m, n * m->lora.r) : NULL;
+}
+
+static void acts_free(model *m, layer_acts *a)
+{
+    float **fields[] = {&a->xn1, &a->rstd1, &a->q, &a->k, &a->v, &a->attn, &a->lse,
+                        &a->x_mid, &a->xn2, &a->rstd2, &a->gate, &a->up, &a->act};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        m->be->free(m->be, *fields[i]);
+    for (int lin = 0; lin < N_LINEARS; lin++)
+        m->be->free(m->be, a->xa[lin]);
+}
+
+static void release_activations(model *m)
+{
+    if (!m->acts)
+        return;
+    int n_sets = m->checkpointing ? 1 : m->cfg.n_layers;
+    for (int i = 0; i < n_sets; i++)
+        acts_free(m, &m->acts[i]);
+    free(m->acts);
+    m->acts = NULL;
+    for (int l = 0; l <= m->cfg.n_layers; l++)
+        m->be->free(m->be, m->layer_inputs[l]);
+    free(m->layer_inputs);
+    backward_scratch *s = m->scratch;
+    float **fields[] = {&s->d_resid, &s->d_xn, &s->d_attn, &s->dq, &s->dk, &s->dv, &s->d_act, &s->d_gate,
+                        &s->d_up, &s->dxa, &s->xd, &s->h, &s->rstd_f, &s->dh, &s->discard};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        m->be->free(m->be, *fields[i]);
+    free(s);
+    m->scratch = NULL;
+}
+
+void model_prepare(model *m, int batch, int seq, int checkpointing)
+{
+    if (m->acts && m->max_batch >= batch && m->max_seq >= seq && m->checkpointing == checkpointing)
+        return;
+    release_activations(m);
+    const llama_config *c = &m->cfg;
+    size_t n = (size_t)batch * seq;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t D = c->hidden_size, I = c->intermediate_size;
+    size_t widest = D > I ? D : I;
+    widest = widest > q_dim ? widest : q_dim;
+    m->max_batch = batch, m->max_seq = seq, m->checkpointing = checkpointing;
+    int n_sets = checkpointing ? 1 : c->n_layers;
+    m->acts = xcalloc((size_t)n_sets, sizeof *m->acts);
+    for (int i = 0; i < n_sets; i++)
+        acts_alloc(m, &m->acts[i], n);
+    m->layer_inputs = xcalloc((size_t)c->n_layers + 1, sizeof *m->layer_inputs);
+    for (int l = 0; l <= c->n_layers; l++)
+        m->layer_inputs[l] = act_alloc(m, n * D);
+    backward_scratch *s = xcalloc(1, sizeof *s);
+    s->d_resid = act_alloc(m, n * D);
+    s->d_xn = act_alloc(m, n * D);
+    s->d_attn = act_alloc(m, n * q_dim);
+    s->dq = act_alloc(m, n * q_dim);
+    s->dk = act_alloc(m, n * kv_dim);
+    s->dv = act_alloc(m, n * kv_dim);
+    s->d_act = act_alloc(m, n * I);
+    s->d_gate = act_alloc(m, n * I);
+    s->d_up = act_alloc(m, n * I);
+    s->dxa = act_alloc(m, n * (m->lora.r > 0 ? m->lora.r : 1));
+    s->xd = act_alloc(m, n * widest);
+    s->h = act_alloc(m, n * D);
+    s->rstd_f = act_alloc(m, n);
+    s->dh = act_alloc(m, n * D);
+    s->discard = act_alloc(m, n * D);
+    m->scratch = s;
+}
+
+/* ------------------------------------------------------------------ */
+/* one linear layer with its adapter                                   */
+
+static int has_dropout(const model *m) { return m->training && m->lora.dropout > 0.0f; }
+
+static uint64_t dropout_key(const model *m, int layer, linear_id lin)
+{
+    return rng_hash(m->dropout_key, (uint64_t)layer * N_LINEARS + lin);
+}
+
+/* y (= or +=) x W^T + s * (dropout(x) A^T) B^T; xa receives dropout(x) A^T. */
+static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n, float *y, int accumulate,
+                       float *xa)
+{
+    backend *be = m->be;
+    const layer_view *v = &m->layers[layer];
+    int out, in;
+    linear_shape(&m->cfg, lin, &out, &in);
+    be->matmul(be, 0, 1, n, out, in, 1.0f, x, in, v->w[lin], in, accumulate ? 1.0f : 0.0f, y, out);
+    if (!v->lora_a[lin])
+        return;
+    int r = m->lora.r;
+    const float *xd = x;
+    if (has_dropout(m)) {
+        float *buf = ((backward_scratch *)m->scratch)->xd;
+        be->dropout(be, buf, x, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
+        xd = buf;
+    }
+    be->matmul(be, 0, 1, n, r, in, 1.0f, xd, in, v->lora_a[lin], in, 0.0f, xa, r);
+    be->matmul(be, 0, 1, n, out, r, m->lora_scale, xa, r, v->lora_b[lin], r, 1.0f, y, out);
+}
+
+/* dx (= or +=) dy W, plus the adapter's share; dA and dB accumulate.
+ * The frozen W gets no gradient work at all. */
+static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, const float *x, const float *xa,
+                       int n, float *dx, int accumulate)
+{
+    backend *be = m->be;
+    backward_scratch *s = m->scratch;
+    const layer_view *v = &m->layers[layer];
+    int out, in;
+    linear_shape(&m->cfg, lin, &out, &in);
+    be->matmul(be, 0, 0, n, in, out, 1.0f, dy, out, v->w[lin], in, accumulate ? 1.0f : 0.0f, dx, in);
+    if (!v->lora_a[lin])
+        return;
+    int r = m->lora.r;
+    float sc = m->lora_scale;
+    be->matmul(be, 1, 0, out, r, n, sc, dy, out, xa, r, 1.0f, v->grad_b[lin], r); /* dB += s dy^T xa */
+    be->matmul(be, 0, 0, n, r, out, sc, dy, out, v->lora_b[lin], r, 0.0f, s->dxa, r); /* dxa = s dy B */
+    const float *xd = x;
+    if (has_dropout(m)) {
+        be->dropout(be, s->xd, x, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
+        xd = s->xd;
+    }
+    be->matmul(be, 1, 0, r, in, n, 1.0f, s->dxa, r, xd, in, 1.0f, v->grad_a[lin], in); /* dA += dxa^T xd */
+    if (has_dropout(m)) {
+        /* d dropout(x) = dxa A, then the same mask and scale */
+        be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, 0.0f, s->xd, in);
+        be->dropout(be, s->xd, s->xd, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
+        be->add(be, dx, s->xd, (size_t)n * in);
+    } else {
+        be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, 1.0f, dx, in);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* a decoder layer                                                     */
+
+static void layer_fwd(model *m, int l, layer_acts *a, const model_batch *b, const float *x_in, float *x_out)
+{
+    backend *be = m->be;
+    const llama_config *c = &m->cfg;
+    const layer_view *v = &m->layers[l];
+    int n = b->batch * b->seq;
+    size_t D = c->hidden_size;
+
+    be->rmsnorm_fwd(be, a->xn1, a->rstd1, x_in, v->attn_norm, n, (int)D, c->rms_norm_eps);
+    linear_fwd(m, l, LIN_Q, a->xn1, n, a->q, 0, a->xa[LIN_Q]);
+    linear_fwd(m, l, LIN_K, a->xn1, n, a->k, 0, a->xa[LIN_K]);
+    linear_fwd(m, l, LIN_V, a->xn1, n, a->v, 0, a->xa[LIN_V]);
+    be->rope(be, a->q, b->pos, m->inv_freq, n, c->n_heads, c->head_dim, 0);
+    be->rope(be, a->k, b->pos, m->inv_freq, n, c->n_kv_heads, c->head_dim, 0);
+    be->attention_fwd(be, a->attn, a->lse, a->q, a->k, a->v, b->seg, b->batch, b->seq, c->n_heads,
+                      c->n_kv_heads, c->head_dim);
+    be->copy(be, a->x_mid, x_in, (size_t)n * D * sizeof(float));
+    linear_fwd(m, l, LIN_O, a->attn, n, a->x_mid, 1, a->xa[LIN_O]);
+
+    be->rmsnorm_fwd(be, a->xn2, a->rstd2, a->x_mid, v->mlp_norm, n, (int)D, c->rms_norm_eps);
+    linear_fwd(m, l, LIN_GATE, a->xn2, n, a->gate, 0, a->xa[LIN_GATE]);
+    linear_fwd(m, l, LIN_UP, a->xn2, n, a->up, 0, a->xa[LIN_UP]);
+    be->swiglu_fwd(be, a->act, a->gate, a->up, (size_t)n * c->intermediate_size);
+    be->copy(be, x_out, a->x_mid, (size_t)n * D * sizeof(float));
+    linear_fwd(m, l, LIN_DOWN, a->act, n, x_out, 1, a->xa[LIN_DOWN]);
+}
+
+/* d_resid holds d(layer output) on entry and d(layer input) on return. */
+static void layer_bwd(model *m, int l, const layer_acts *a, const model_batch *b, const float *x_in,
+                      float *d_resid)
+{
+    backend *be = m->be;
+    backward_scratch *s = m->scratch;
+    const llama_config *c = &m->cfg;
+    const layer_view *v = &m->layers[l];
+    int n = b->batch * b->seq;
+    int D = c->hidden_size;
+
+    /* MLP: x_out = x_mid + down(silu(gate(xn2)) * up(xn2)) */
+    linear_bwd(m, l, LIN_DOWN, d_resid, a->act, a->xa[LIN_DOWN], n, s->d_act, 0);
+    be->swiglu_bwd(be, s->d_gate, s->d_up, s->d_act, a->gate, a->up, (size_t)n * c->intermediate_size);
+    linear_bwd(m, l, LIN_GATE, s->d_gate, a->xn2, a->xa[LIN_GATE], n, s->d_xn, 0);
+    linear_bwd(m, l, LIN_UP, s->d_up, a->xn2, a->xa[LIN_UP], n, s->d_xn, 1);
+    be->rmsnorm_bwd(be, d_resid, s->d_xn, a->x_mid, v->mlp_norm, a->rstd2, n, D);
+
+    /* attention: x_mid = x_in + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
+    linear_bwd(m, l, LIN_O, d_resid, a->attn, a->xa[LIN_O], n, s->d_attn, 0);
+    be->attention_bwd(be, s->dq, s->dk, s->dv, s->d_attn, a->attn, a->lse, a->q, a->k, a->v, b->seg,
+                      b->batch, b->seq, c->n_heads, c->n_kv_heads, c->head_dim);
+    be->rope(be, s->dq, b->pos, m->inv_freq, n, c->n_heads, c->head_dim, 1);
+    be->rope(be, s->dk, b->pos, m->inv_freq, n, c->n_kv_heads, c->head_dim, 1);
+    linear_bwd(m, l, LIN_Q, s->dq, a->xn1, a->xa[LIN_Q], n, s->d_xn, 0);
+    linear_bwd(m, l, LIN_K, s->dk, a->xn1, a->xa[LIN_K], n, s->d_xn, 1);
+    linear_bwd(m, l, LIN_V, s->dv, a->xn1, a->xa[LIN_V], n, s->d_xn, 1);
+    be->rmsnorm_bwd(be, d_resid, s->d_xn, x_in, v->attn_norm, a->rstd1, n, D);
+}
+
+/* ------------------------------------------------------------------ */
+/* a micro-batch                                                       */
+
+double model_step(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits)
+{
+    backend *be = m->be;
+    const llama_config *c = &m->cfg;
+    int n = b->batch * b->seq;
+    int L = c->n_layers;
+    if (b->batch > m->max_batch || b->seq > m->max_seq)
+        model_prepare(m, b->batch, b->seq, m->checkpointing);
+    backward_scratch *s = m->scratch;
+
+    be->embedding_fwd(be, m->layer_inputs[0], b->ids, m->embed, n, c->hidden_size);
+    for (int l = 0; l < L; l++)
+        layer_fwd(m, l, &m->acts[m->checkpointing ? 0 : l], b, m->layer_inputs[l], m->layer_inputs[l + 1]);
+    be->rmsnorm_fwd(be, s->h, s->rstd_f, m->layer_inputs[L], m->final_norm, n, c->hidden_size,
+                    c->rms_norm_eps);
+
+    float *logits_dev = NULL;
+    if (logits)
+        logits_dev = be->alloc(be, (size_t)n * c->vocab_size * sizeof(float), MEM_ACTIVATIONS);
+    double loss_sum = be->lm_head_xent(be, do_backward ? s->dh : NULL, logits_dev, s->h, m->lm_head,
+                                       b->targets, n, c->hidden_size, c->vocab_size, grad_scale);
+    if (logits) {
+        be->copy_to_host(be, logits, logits_dev, (size_t)n * c->vocab_size * sizeof(float));
+        be->free(be, logits_dev);
+    }
+    if (!do_backward)
+        return loss_sum;
+
+    be->zero(be, s->d_resid, (size_t)n * c->hidden_size * sizeof(float));
+    be->rmsnorm_bwd(be, s->d_resid, s->dh, m->layer_inputs[L], m->final_norm, s->rstd_f, n, c->hidden_size);
+    for (int l = L - 1; l >= 0; l--) {
+        layer_acts *a = &m->acts[m->checkpointing ? 0 : l];
+        if (m->checkpointing) /* recompute this layer's activations */
+            layer_fwd(m, l, a, b, m->layer_inputs[l], s->discard);
+        layer_bwd(m, l, a, b, m->layer_inputs[l], s->d_resid);
+    }
+    return loss_sum;
+}
+
+/* ------------------------------------------------------------------ */
+
+size_t model_n_trainable(const model *m)
+{
+    size_t n = 0;
+    for (int ui = 0; ui < m->n_units; ui++)
+        n += m->units[ui].n_train_elems;
+    return n;
+}
+
+void model_zero_grads(model *m)
+{
+    for (int ui = 0; ui < m->n_units; ui++)
+        if (m->units[ui].grad)
+            m->be->zero(m->be, m->units[ui].grad, m->units[ui].n_train_elems * sizeof(float));
+}
+
+const param_entry *model_find_trainable(const model *m, const char *peft_key, model_unit **unit)
+{
+    for (int ui = 0; ui < m->n_units; ui++)
+        for (int i = 0; i < m->units[ui].n_params; i++)
+            if (m->units[ui].params[i].trainable && strcmp(m->units[ui].params[i].name, peft_key) == 0) {
+                if (unit)
+                    *unit = &m->units[ui];
+                return &m->units[ui].params[i];
+            }
+    return NULL;
+}
+
+void model_free(model *m)
+{
+    release_activations(m);
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        m->be->free(m->be, u->frozen);
+        m->be->free(m->be, u->train);
+        m->be->free(m->be, u->grad);
+        free(u->params);
+    }
+    m->be->free(m->be, m->inv_freq);
+    free(m->units);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,109 @@
+/* model.h: a Llama decoder with LoRA adapters, as units of flat buffers.
+ *
+ * A unit is what FSDP wraps: the embedding, each decoder layer, and the
+ * final norm + lm_head.  Each unit lays its frozen weights end to end in one
+ * flat buffer and its trainable adapter tensors in another; the parameter
+ * table says where each tensor lives.  The layout depends only on the model
+ * and adapter configuration, never on the number of ranks.
+ *
+ * Forward and backward run unit by unit through the backend interface.
+ * With gradient checkpointing only each layer's input is kept and the
+ * layer is recomputed in backward. */
+#ifndef SHARDTUNE_MODEL_H
+#define SHARDTUNE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "hf_config.h"
+#include "lora.h"
+
+typedef enum unit_kind { UNIT_EMBEDDING, UNIT_LAYER, UNIT_HEAD } unit_kind;
+
+typedef struct param_entry {
+    char name[96];      /* Hugging Face name (frozen) or PEFT key (trainable) */
+    int n_dims;
+    int64_t shape[2];
+    size_t n_elems;
+    size_t offset;      /* in elements, into the unit's flat buffer */
+    int trainable;
+    int layer;          /* -1 outside decoder layers */
+    linear_id lin;      /* for LoRA tensors */
+    char lora_ab;       /* 'A' or 'B' for LoRA tensors */
+} param_entry;
+
+typedef struct model_unit {
+    unit_kind kind;
+    int layer;          /* for UNIT_LAYER */
+    size_t n_frozen_elems, n_train_elems;
+    int n_params;
+    param_entry *params;
+    float *frozen;      /* flat frozen buffer (device) */
+    float *train;       /* flat trainable buffer (device), NULL when empty */
+    float *grad;        /* same layout as train */
+} model_unit;
+
+/* Views into a layer unit's buffers (set once from the parameter table). */
+typedef struct layer_view {
+    float *attn_norm, *mlp_norm;
+    float *w[N_LINEARS];
+    float *lora_a[N_LINEARS], *lora_b[N_LINEARS];   /* NULL when not targeted */
+    float *grad_a[N_LINEARS], *grad_b[N_LINEARS];
+} layer_view;
+
+typedef struct layer_acts layer_acts; /* private to model.c */
+
+typedef struct model {
+    llama_config cfg;
+    lora_config lora;
+    float lora_scale;
+    backend *be;
+    int n_units;
+    model_unit *units;   /* [0] embedding, [1..L] layers, [L+1] head */
+    layer_view *layers;
+    float *embed, *final_norm, *lm_head;
+    float *inv_freq;     /* head_dim/2 RoPE frequencies (device) */
+
+    /* run state */
+    int training;        /* dropout on */
+    uint64_t dropout_key;
+    int checkpointing;
+    int max_batch, max_seq;
+    layer_acts *acts;    /* per layer (one shared when checkpointing) */
+    float **layer_inputs; /* per layer input, kept in both modes */
+    void *scratch;
+} model;
+
+/* A micro-batch on the device: ids, targets (already shifted; -100 ignored),
+ * positions and optional segment ids, all [batch * seq]. */
+typedef struct model_batch {
+    int batch, seq;
+    int32_t *ids, *targets, *pos, *seg;
+} model_batch;
+
+/* Builds the units for cfg + lora (lc->r == 0 or no targets: no adapter),
+ * allocates them on the backend, and loads the frozen weights from the
+ * model directory (safetensors, any of F32/F16/BF16).  Adapters start as
+ * LoRA does: A kaiming-uniform (bound 1/sqrt(in)) from seed, B zero. */
+int model_load(model *m, const char *model_dir, const lora_config *lc, uint64_t seed, backend *be,
+               errbuf *e);
+void model_free(model *m);
+
+/* Sizes activation buffers for up to batch x seq positions. */
+void model_prepare(model *m, int batch, int seq, int checkpointing);
+
+/* Forward (and backward when do_backward) of one micro-batch.  Returns the
+ * sum of the token losses over non-ignored targets.  Gradients of the
+ * trainable tensors ACCUMULATE into unit->grad, scaled by grad_scale (the
+ * caller passes 1 / number of targets of the whole optimizer step).  When
+ * logits is not NULL (host [batch*seq, vocab]) the logits are copied there. */
+double model_step(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits);
+
+size_t model_n_trainable(const model *m);
+void model_zero_grads(model *m);
+
+/* Lookup of a trainable tensor by PEFT key; NULL when absent. */
+const param_entry *model_find_trainable(const model *m, const char *peft_key, model_unit **unit);
+
+#endif

@@ -1,0 +1,11 @@
+# Tests: C unit tests (cmocka) and shell tests that drive the program and
+# compare it with the Python reference stack.
+TEST_EXTENSIONS = .sh
+SH_LOG_COMPILER = $(SHELL)
+AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	MPIRUN='$(MPIRUN)'; export top_srcdir top_builddir MPIRUN;
+EXTRA_DIST += tests/lib.sh
+
+check_PROGRAMS += tests/model_dump
+tests_model_dump_SOURCES = tests/model_dump.c
+tests_model_dump_LDADD = $(LDADD_COMMON)
