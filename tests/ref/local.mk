@@ -1,1 +1,12 @@
-# fragment, filled by its module
+# Reference tests: shardtune against transformers + peft + torch (the Python
+# "oracle" in tests/ref/*.py, run by the interpreter that tests/lib.sh finds),
+# and checks that need no Python at all.
+TESTS += tests/ref/lora_grads_match_peft.sh tests/ref/train_matches_torch.sh \
+	tests/ref/checkpointing_bitwise.sh tests/ref/train_bad_flags.sh \
+	tests/ref/reference_selfcheck.sh
+EXTRA_DIST += tests/ref/lora_grads_match_peft.sh tests/ref/train_matches_torch.sh \
+	tests/ref/checkpointing_bitwise.sh tests/ref/train_bad_flags.sh \
+	tests/ref/reference_selfcheck.sh tests/ref/tiny_model.sh \
+	tests/ref/reference_common.py tests/ref/make_tiny_llama.py tests/ref/reference_grads.py \
+	tests/ref/reference_train.py tests/ref/compare_tensors.py tests/ref/compare_metrics.py \
+	tests/ref/check_adapter.py tests/ref/selfcheck_reference.py

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Proves: gradient checkpointing changes memory, not numbers.  The same short
+# LoRA run (4 steps, B=2 x G=2, clipping, weight decay) with
+# --gradient_checkpointing True and False logs the same loss and grad_norm
+# strings at every step and writes byte-identical adapter_model.safetensors.
+# The tiny model is written by tests/ref/tiny_model.sh (sh + awk): no Python.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/ref/tiny_model.sh"
+
+write_tiny_model "$SCRATCH/tiny"
+for gc in True False; do
+    "$SHARDTUNE" train --model_name_or_path "$SCRATCH/tiny/model" \
+        --adapter "$SCRATCH/tiny/adapter" --use_peft_lora True \
+        --dataset_name "$SCRATCH/tiny/data.jsonl" --output_dir "$SCRATCH/gc_$gc" \
+        --max_seq_len 32 --per_device_train_batch_size 2 --gradient_accumulation_steps 2 \
+        --learning_rate 1e-2 --lr_scheduler_type cosine --warmup_steps 1 --weight_decay 0.01 \
+        --max_grad_norm 0.5 --max_steps 4 --seed 7 --logging_steps 1 \
+        --gradient_checkpointing $gc >"$SCRATCH/gc_$gc.log" 2>&1 \
+        || { cat "$SCRATCH/gc_$gc.log"; fail "shardtune train --gradient_checkpointing $gc"; }
+    for key in loss grad_norm; do
+        # the value as printed, e.g. "loss": 4.5894628 -> 4.5894628
+        sed -n "s/.*\"$key\": *\([^,}]*\).*/\1/p" "$SCRATCH/gc_$gc/metrics.jsonl" \
+            >"$SCRATCH/gc_$gc.$key"
+    done
+done
+
+n=$(wc -l <"$SCRATCH/gc_True.loss")
+[ "$n" -eq 4 ] || fail "expected 4 logged losses, found $n in gc_True/metrics.jsonl"
+for key in loss grad_norm; do
+    if ! cmp -s "$SCRATCH/gc_True.$key" "$SCRATCH/gc_False.$key"; then
+        paste "$SCRATCH/gc_True.$key" "$SCRATCH/gc_False.$key"
+        fail "$key differs between --gradient_checkpointing True and False"
+    fi
+done
+cat "$SCRATCH/gc_True.loss"
+cmp "$SCRATCH/gc_True/adapter_model.safetensors" "$SCRATCH/gc_False/adapter_model.safetensors" \
+    || fail "adapter_model.safetensors differs between --gradient_checkpointing True and False"
+echo "PASS"
