@@ -94,40 +94,28 @@ out:
     return rc;
 }
 
-int peft_adapter_load(model *m, const char *dir, errbuf *e)
+safetensors *peft_adapter_open_weights(const char *dir, errbuf *e)
 {
     char path[4096];
     join_path(path, sizeof path, dir, "adapter_model.safetensors");
-    safetensors *st = safetensors_open(path, e);
-    if (!st)
-        return -1;
-    int rc = 0;
-    for (int ui = 0; ui < m->n_units && rc == 0; ui++) {
-        model_unit *u = &m->units[ui];
-        for (int i = 0; i < u->n_params && rc == 0; i++) {
-            const param_entry *p = &u->params[i];
-            if (!p->trainable)
-                continue;
-            const st_tensor *t = safetensors_find(st, p->name);
-            if (!t) {
-                rc = err_set(e, "%s: missing tensor '%s' (expected shape [%lld, %lld])", path, p->name,
-                             (long long)p->shape[0], (long long)p->shape[1]);
-                break;
-            }
-            if (st_tensor_check_shape(t, 2, p->shape, e) != 0) {
-                rc = -1;
-                break;
-            }
-            float *host = xmalloc(p->n_elems * sizeof(float));
-            if (st_tensor_to_f32(t, host, e) == 0)
-                m->be->copy_to_device(m->be, u->train + p->offset, host, p->n_elems * sizeof(float));
-            else
-                rc = -1;
-            free(host);
-        }
+    return safetensors_open(path, e);
+}
+
+int peft_adapter_fill_unit(const safetensors *weights, const model *m, int ui, float *host_train, errbuf *e)
+{
+    const model_unit *u = &m->units[ui];
+    for (int i = 0; i < u->n_params; i++) {
+        const param_entry *p = &u->params[i];
+        if (!p->trainable)
+            continue;
+        const st_tensor *t = safetensors_find(weights, p->name);
+        if (!t)
+            return err_set(e, "adapter: missing tensor '%s' (expected shape [%lld, %lld])", p->name,
+                           (long long)p->shape[0], (long long)p->shape[1]);
+        if (st_tensor_check_shape(t, 2, p->shape, e) != 0 || st_tensor_to_f32(t, host_train + p->offset, e) != 0)
+            return -1;
     }
-    safetensors_close(st);
-    return rc;
+    return 0;
 }
 
 static int write_config(const model *m, const char *dir, const char *base, errbuf *e)
@@ -169,22 +157,18 @@ static int write_config(const model *m, const char *dir, const char *base, errbu
     return 0;
 }
 
-int peft_adapter_save(const model *m, const char *dir, const char *base_model_name_or_path, errbuf *e)
+int peft_adapter_save(const model *m, float *const *host_train, const char *dir,
+                      const char *base_model_name_or_path, errbuf *e)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
     st_writer *w = st_writer_new();
-    float **host = xcalloc((size_t)m->n_units, sizeof *host);
     for (int ui = 0; ui < m->n_units; ui++) {
         const model_unit *u = &m->units[ui];
-        if (!u->n_train_elems)
-            continue;
-        host[ui] = xmalloc(u->n_train_elems * sizeof(float));
-        m->be->copy_to_host(m->be, host[ui], u->train, u->n_train_elems * sizeof(float));
         for (int i = 0; i < u->n_params; i++) {
             const param_entry *p = &u->params[i];
             if (p->trainable)
-                st_writer_add(w, p->name, ST_F32, 2, p->shape, host[ui] + p->offset);
+                st_writer_add(w, p->name, ST_F32, 2, p->shape, host_train[ui] + p->offset);
         }
     }
     st_writer_metadata(w, "format", "pt");
@@ -192,9 +176,6 @@ int peft_adapter_save(const model *m, const char *dir, const char *base_model_na
     join_path(path, sizeof path, dir, "adapter_model.safetensors");
     int rc = st_writer_write(w, path, e);
     st_writer_free(w);
-    for (int ui = 0; ui < m->n_units; ui++)
-        free(host[ui]);
-    free(host);
     if (rc != 0)
         return -1;
     return write_config(m, dir, base_model_name_or_path, e);

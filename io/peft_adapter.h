@@ -11,15 +11,21 @@
 #include "log.h"
 #include "lora.h"
 #include "model.h"
+#include "safetensors.h"
 
 /* Reads DIR/adapter_config.json into lc (r, lora_alpha, lora_dropout,
  * use_rslora, target_modules).  Refuses what shardtune cannot honour yet
  * (DoRA, bias other than "none", layers_to_transform, rank_pattern ...). */
 int peft_adapter_read_config(const char *dir, lora_config *lc, errbuf *e);
-/* Loads the adapter weights of DIR into the model's trainable buffers.
- * Every adapter tensor of the model must be there with its shape. */
-int peft_adapter_load(model *m, const char *dir, errbuf *e);
-/* Writes DIR/adapter_config.json and DIR/adapter_model.safetensors. */
-int peft_adapter_save(const model *m, const char *dir, const char *base_model_name_or_path, errbuf *e);
+/* Opens DIR/adapter_model.safetensors (validated); safetensors_close it. */
+safetensors *peft_adapter_open_weights(const char *dir, errbuf *e);
+/* Copies the adapter tensors of unit ui into host_train (the unit's fp32
+ * trainable layout).  Every adapter tensor of the unit must be there with
+ * its shape. */
+int peft_adapter_fill_unit(const safetensors *weights, const model *m, int ui, float *host_train, errbuf *e);
+/* Writes DIR/adapter_config.json and DIR/adapter_model.safetensors from the
+ * full trainable buffers of every unit (host_train[ui], NULL when empty). */
+int peft_adapter_save(const model *m, float *const *host_train, const char *dir,
+                      const char *base_model_name_or_path, errbuf *e);
 
 #endif

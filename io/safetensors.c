@@ -6,6 +6,8 @@
  * malformed file is one clear error instead of a read past the mapping. */
 #include "safetensors.h"
 
+#include "dtype.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -587,45 +589,17 @@ const char *safetensors_metadata(const safetensors *st, const char *key)
 
 /* ------------------------------------------------------------- conversion */
 
-/* IEEE binary16 -> binary32, exact for every input: subnormals become
- * normal floats, inf stays inf, a NaN keeps its payload (quiet bit too). */
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    } else {
-        float mag = (float)mant * 0x1p-24f; /* subnormal (or zero): exact in fp32 */
-        memcpy(&bits, &mag, sizeof bits);
-        bits |= sign;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 int st_tensor_to_f32(const st_tensor *t, float *out, errbuf *e)
 {
-    const unsigned char *p = t->data;
     switch (t->dtype) {
     case ST_F32:
-        if (t->n_elems)
-            memcpy(out, p, t->n_elems * sizeof *out); /* data may be unaligned */
+        storage_to_f32(DT_F32, t->data, out, t->n_elems);
         return 0;
     case ST_F16:
-        for (size_t i = 0; i < t->n_elems; i++)
-            out[i] = f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        storage_to_f32(DT_F16, t->data, out, t->n_elems);
         return 0;
     case ST_BF16:
-        /* bf16 is the top half of an fp32: shifting is exact, NaN included. */
-        for (size_t i = 0; i < t->n_elems; i++) {
-            uint32_t bits = (uint32_t)(p[2 * i] | (p[2 * i + 1] << 8)) << 16;
-            memcpy(&out[i], &bits, sizeof bits);
-        }
+        storage_to_f32(DT_BF16, t->data, out, t->n_elems);
         return 0;
     default:
         return err_set(e, "%s: tensor '%s': dtype %s cannot be converted to F32 (only F32, F16 "

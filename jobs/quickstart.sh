@@ -15,7 +15,7 @@ if [ "${SHARDTUNE_SKIP_APT:-0}" != 1 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         build-essential autoconf automake libtool pkg-config ca-certificates \
-        libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libopenblas-dev libjansson-dev \
+        libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libopenblas-dev libjansson-dev libpcre2-dev libyaml-dev \
         libcmocka-dev valgrind python3 python3-venv >/dev/null
 fi
 

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtype.h"
+
 typedef enum mem_category {
     MEM_FROZEN,      /* base weights */
     MEM_TRAINABLE,   /* adapter parameters */
@@ -51,6 +53,8 @@ struct backend {
                    const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
     /* ---- elementwise and reductions over flat ranges ---- */
+    /* out = fp32 of n_elems stored values (frozen weights as gathered) */
+    void (*to_f32)(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems);
     void (*add)(backend *be, float *y, const float *x, size_t n_elems);        /* y += x */
     void (*scale)(backend *be, float *x, size_t n_elems, float s);             /* x *= s */
     double (*sum_squares)(backend *be, const float *x, size_t n_elems);

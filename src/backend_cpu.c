@@ -76,6 +76,18 @@ static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int 
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
+{
+    enum { CHUNK = 1 << 16 };
+    size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK;
+    size_t width = storage_dtype_size(dt);
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;
+        storage_to_f32(dt, (const unsigned char *)in + lo * width, out + lo, n);
+    }
+}
+
 static void cpu_add(backend *be, float *y, const float *x, size_t n_elems)
 {
 #pragma omp parallel for simd schedule(static)
@@ -412,6 +424,7 @@ backend *backend_cpu_create(int n_threads)
     be->copy = cpu_copy;
     be->synchronize = cpu_synchronize;
     be->matmul = cpu_matmul;
+    be->to_f32 = cpu_to_f32;
     be->add = cpu_add;
     be->scale = cpu_scale;
     be->sum_squares = cpu_sum_squares;

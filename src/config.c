@@ -30,6 +30,7 @@ static const flag_def flags[] = {
     {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl with input_ids (and optional labels)"},
     {"output_dir", F_STRING, OFF(output_dir), NULL, CMD_TRAIN, "where metrics.jsonl and the adapter go"},
     {"adapter", F_STRING, OFF(adapter), NULL, TRAIN_EVAL, "PEFT adapter directory to start from / evaluate"},
+    {"config_file", F_STRING, OFF(config_file), NULL, TRAIN_EVAL, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
     {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", CMD_TRAIN, "micro-batch size"},
     {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL, "evaluation batch size"},
@@ -66,7 +67,7 @@ static const char *const later_flags[] = {
     "packing", "dataset_text_field", "chat_template_format", "append_concat_token", "add_special_tokens",
     "splits", "use_4bit_quantization", "use_nested_quant", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
     "bnb_4bit_quant_storage_dtype", "use_8bit_quantization", "use_flash_attn", "use_unsloth", "use_reentrant",
-    "bf16", "fp16", "config_file", "save_strategy", "save_steps", "save_total_limit",
+    "bf16", "fp16", "save_strategy", "save_steps", "save_total_limit",
     "resume_from_checkpoint", "eval_strategy", "evaluation_strategy", "eval_steps", "use_dora",
     "assistant_only_loss", "fsdp", "fsdp_config", "device",
 };

@@ -13,6 +13,7 @@ typedef struct run_config {
     char *dataset_name;
     char *output_dir;
     char *adapter;              /* a PEFT adapter dir to start from / evaluate */
+    char *config_file;          /* an accelerate config (YAML) */
     int max_seq_len;
     /* batches and schedule */
     int per_device_train_batch_size;

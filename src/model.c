@@ -49,7 +49,7 @@ static param_entry *unit_add(model_unit *u, const char *name, int n_dims, int64_
     p->n_elems = (size_t)d0 * (size_t)p->shape[1];
     p->trainable = trainable;
     p->layer = u->kind == UNIT_LAYER ? u->layer : -1;
-    size_t *fill = trainable ? &u->n_train_elems : &u->n_frozen_elems;
+    size_t *fill = trainable ? &u->n_train_elems : &u->n_frozen_elems; /* fp32 layout */
     p->offset = *fill;
     *fill += p->n_elems;
     return p;
@@ -108,39 +108,38 @@ static void build_units(model *m)
         unit_add(head, "lm_head.weight", 2, c->vocab_size, c->hidden_size, 0);
 }
 
-/* Points the per-layer views into the flat buffers. */
-static void bind_views(model *m)
+void model_bind_unit(model *m, int ui)
 {
-    m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    for (int ui = 0; ui < m->n_units; ui++) {
-        model_unit *u = &m->units[ui];
-        for (int i = 0; i < u->n_params; i++) {
-            param_entry *p = &u->params[i];
-            if (u->kind == UNIT_EMBEDDING)
-                m->embed = u->frozen + p->offset;
-            else if (u->kind == UNIT_HEAD)
-                *(strcmp(p->name, "model.norm.weight") == 0 ? &m->final_norm : &m->lm_head) =
-                    u->frozen + p->offset;
-            else {
-                layer_view *v = &m->layers[u->layer];
-                if (p->trainable) {
-                    float **w = p->lora_ab == 'A' ? v->lora_a : v->lora_b;
-                    float **g = p->lora_ab == 'A' ? v->grad_a : v->grad_b;
-                    w[p->lin] = u->train + p->offset;
-                    g[p->lin] = u->grad + p->offset;
-                } else if (strstr(p->name, "input_layernorm"))
-                    v->attn_norm = u->frozen + p->offset;
+    model_unit *u = &m->units[ui];
+    for (int i = 0; i < u->n_params; i++) {
+        param_entry *p = &u->params[i];
+        if (u->kind == UNIT_EMBEDDING) {
+            m->embed = u->frozen ? u->frozen + p->offset : NULL;
+            if (m->cfg.tie_word_embeddings)
+                m->lm_head = m->embed;
+        } else if (u->kind == UNIT_HEAD) {
+            float *w = u->frozen ? u->frozen + p->offset : NULL;
+            *(strcmp(p->name, "model.norm.weight") == 0 ? &m->final_norm : &m->lm_head) = w;
+        } else {
+            layer_view *v = &m->layers[u->layer];
+            if (p->trainable) {
+                float **w = p->lora_ab == 'A' ? v->lora_a : v->lora_b;
+                float **g = p->lora_ab == 'A' ? v->grad_a : v->grad_b;
+                w[p->lin] = u->train ? u->train + p->offset : NULL;
+                g[p->lin] = u->grad ? u->grad + p->offset : NULL;
+            } else {
+                float *w = u->frozen ? u->frozen + p->offset : NULL;
+                if (strstr(p->name, "input_layernorm"))
+                    v->attn_norm = w;
                 else if (strstr(p->name, "post_attention_layernorm"))
-                    v->mlp_norm = u->frozen + p->offset;
+                    v->mlp_norm = w;
                 else
                     for (int lin = 0; lin < N_LINEARS; lin++)
                         if (strstr(p->name, lora_module_path(lin)))
-                            v->w[lin] = u->frozen + p->offset;
+                            v->w[lin] = w;
             }
         }
     }
-    if (m->cfg.tie_word_embeddings)
-        m->lm_head = m->embed;
 }
 
 /* ------------------------------------------------------------------ */
@@ -173,56 +172,62 @@ static void rope_inv_freq(const llama_config *c, float *inv_freq)
     }
 }
 
-static int load_frozen(model *m, const safetensors *st, const char *dir, errbuf *e)
+/* Gives each frozen tensor its storage format (the file's) and its byte
+ * offset in the unit's storage buffer, checking presence and shape. */
+static int assign_storage(model *m, const safetensors *st, const char *dir, errbuf *e)
 {
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *u = &m->units[ui];
+        u->n_storage_bytes = 0;
+        u->storage_is_f32 = 1;
         for (int i = 0; i < u->n_params; i++) {
-            const param_entry *p = &u->params[i];
+            param_entry *p = &u->params[i];
             if (p->trainable)
                 continue;
             const st_tensor *t = safetensors_find(st, p->name);
-            if (!t)
-                return err_set(e, "%s: missing tensor '%s' (expected shape [%lld%s%lld%s])", dir, p->name,
-                               (long long)p->shape[0], p->n_dims > 1 ? ", " : "",
-                               p->n_dims > 1 ? (long long)p->shape[1] : 0LL, "");
+            if (!t) {
+                if (p->n_dims > 1)
+                    return err_set(e, "%s: missing tensor '%s' (expected shape [%lld, %lld])", dir, p->name,
+                                   (long long)p->shape[0], (long long)p->shape[1]);
+                return err_set(e, "%s: missing tensor '%s' (expected shape [%lld])", dir, p->name,
+                               (long long)p->shape[0]);
+            }
             if (st_tensor_check_shape(t, p->n_dims, p->shape, e) != 0)
                 return -1;
-            float *host = xmalloc(p->n_elems * sizeof(float));
-            if (st_tensor_to_f32(t, host, e) != 0) {
-                free(host);
-                return -1;
+            switch (t->dtype) {
+            case ST_F32: p->storage = DT_F32; break;
+            case ST_BF16: p->storage = DT_BF16; break;
+            case ST_F16: p->storage = DT_F16; break;
+            default:
+                return err_set(e, "%s: tensor '%s' has dtype %s; base weights must be F32, BF16 or F16", dir,
+                               p->name, st_dtype_name(t->dtype));
             }
-            m->be->copy_to_device(m->be, u->frozen + p->offset, host, p->n_elems * sizeof(float));
-            free(host);
+            if (p->storage != DT_F32)
+                u->storage_is_f32 = 0;
+            p->storage_offset = u->n_storage_bytes;
+            u->n_storage_bytes += p->n_elems * storage_dtype_size(p->storage);
         }
     }
     return 0;
 }
 
-/* A kaiming-uniform (a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); B zero. */
-static void init_lora(model *m, uint64_t seed)
+void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_train)
 {
+    const model_unit *u = &m->units[ui];
     rng r;
-    rng_init(&r, seed, RNG_STREAM_LORA_INIT);
-    for (int ui = 0; ui < m->n_units; ui++) {
-        model_unit *u = &m->units[ui];
-        for (int i = 0; i < u->n_params; i++) {
-            const param_entry *p = &u->params[i];
-            if (!p->trainable || p->lora_ab != 'A')
-                continue;
-            float bound = 1.0f / sqrtf((float)p->shape[1]);
-            float *host = xmalloc(p->n_elems * sizeof(float));
-            for (size_t k = 0; k < p->n_elems; k++)
-                host[k] = (2.0f * rng_next_uniform(&r) - 1.0f) * bound;
-            m->be->copy_to_device(m->be, u->train + p->offset, host, p->n_elems * sizeof(float));
-            free(host);
-        }
+    rng_init(&r, seed, RNG_STREAM_LORA_INIT + (uint64_t)ui);
+    memset(host_train, 0, u->n_train_elems * sizeof(float));
+    for (int i = 0; i < u->n_params; i++) {
+        const param_entry *p = &u->params[i];
+        if (!p->trainable || p->lora_ab != 'A')
+            continue;
+        float bound = 1.0f / sqrtf((float)p->shape[1]);
+        for (size_t k = 0; k < p->n_elems; k++)
+            host_train[p->offset + k] = (2.0f * rng_next_uniform(&r) - 1.0f) * bound;
     }
 }
 
-int model_load(model *m, const char *model_dir, const lora_config *lc, uint64_t seed, backend *be,
-               errbuf *e)
+int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e)
 {
     memset(m, 0, sizeof *m);
     m->be = be;
@@ -233,19 +238,11 @@ int model_load(model *m, const char *model_dir, const lora_config *lc, uint64_t 
         m->lora.target_mask = 0;
     m->lora_scale = m->lora.r > 0 ? lora_scale(&m->lora) : 0.0f;
     build_units(m);
-    for (int ui = 0; ui < m->n_units; ui++) {
-        model_unit *u = &m->units[ui];
-        u->frozen = be->alloc(be, u->n_frozen_elems * sizeof(float), MEM_FROZEN);
-        if (u->n_train_elems) {
-            u->train = be->alloc(be, u->n_train_elems * sizeof(float), MEM_TRAINABLE);
-            u->grad = be->alloc(be, u->n_train_elems * sizeof(float), MEM_GRADS);
-        }
-    }
-    bind_views(m);
+    m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
     safetensors *st = safetensors_open_dir(model_dir, e);
     if (!st)
         return -1;
-    int rc = load_frozen(m, st, model_dir, e);
+    int rc = assign_storage(m, st, model_dir, e);
     safetensors_close(st);
     if (rc != 0)
         return -1;
@@ -254,7 +251,6 @@ int model_load(model *m, const char *model_dir, const lora_config *lc, uint64_t 
     m->inv_freq = be->alloc(be, (size_t)m->cfg.head_dim / 2 * sizeof(float), MEM_FROZEN);
     be->copy_to_device(be, m->inv_freq, inv, (size_t)m->cfg.head_dim / 2 * sizeof(float));
     free(inv);
-    init_lora(m, seed);
     return 0;
 }
 
@@ -492,43 +488,54 @@ static void layer_bwd(model *m, int l, const layer_acts *a, const model_batch *b
 /* ------------------------------------------------------------------ */
 /* a micro-batch                                                       */
 
-double model_step(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits)
+void model_unit_forward(model *m, int ui, const model_batch *b)
+{
+    const model_unit *u = &m->units[ui];
+    if (b->batch > m->max_batch || b->seq > m->max_seq)
+        model_prepare(m, b->batch, b->seq, m->checkpointing);
+    if (u->kind == UNIT_EMBEDDING) {
+        m->be->embedding_fwd(m->be, m->layer_inputs[0], b->ids, m->embed, b->batch * b->seq, m->cfg.hidden_size);
+    } else if (u->kind == UNIT_LAYER) {
+        int l = u->layer;
+        layer_fwd(m, l, &m->acts[m->checkpointing ? 0 : l], b, m->layer_inputs[l], m->layer_inputs[l + 1]);
+    }
+}
+
+double model_head_forward(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits)
 {
     backend *be = m->be;
     const llama_config *c = &m->cfg;
+    backward_scratch *s = m->scratch;
     int n = b->batch * b->seq;
     int L = c->n_layers;
-    if (b->batch > m->max_batch || b->seq > m->max_seq)
-        model_prepare(m, b->batch, b->seq, m->checkpointing);
-    backward_scratch *s = m->scratch;
-
-    be->embedding_fwd(be, m->layer_inputs[0], b->ids, m->embed, n, c->hidden_size);
-    for (int l = 0; l < L; l++)
-        layer_fwd(m, l, &m->acts[m->checkpointing ? 0 : l], b, m->layer_inputs[l], m->layer_inputs[l + 1]);
-    be->rmsnorm_fwd(be, s->h, s->rstd_f, m->layer_inputs[L], m->final_norm, n, c->hidden_size,
-                    c->rms_norm_eps);
-
+    be->rmsnorm_fwd(be, s->h, s->rstd_f, m->layer_inputs[L], m->final_norm, n, c->hidden_size, c->rms_norm_eps);
     float *logits_dev = NULL;
     if (logits)
         logits_dev = be->alloc(be, (size_t)n * c->vocab_size * sizeof(float), MEM_ACTIVATIONS);
-    double loss_sum = be->lm_head_xent(be, do_backward ? s->dh : NULL, logits_dev, s->h, m->lm_head,
-                                       b->targets, n, c->hidden_size, c->vocab_size, grad_scale);
+    double loss_sum = be->lm_head_xent(be, do_backward ? s->dh : NULL, logits_dev, s->h, m->lm_head, b->targets,
+                                       n, c->hidden_size, c->vocab_size, grad_scale);
     if (logits) {
         be->copy_to_host(be, logits, logits_dev, (size_t)n * c->vocab_size * sizeof(float));
         be->free(be, logits_dev);
     }
-    if (!do_backward)
-        return loss_sum;
-
-    be->zero(be, s->d_resid, (size_t)n * c->hidden_size * sizeof(float));
-    be->rmsnorm_bwd(be, s->d_resid, s->dh, m->layer_inputs[L], m->final_norm, s->rstd_f, n, c->hidden_size);
-    for (int l = L - 1; l >= 0; l--) {
-        layer_acts *a = &m->acts[m->checkpointing ? 0 : l];
-        if (m->checkpointing) /* recompute this layer's activations */
-            layer_fwd(m, l, a, b, m->layer_inputs[l], s->discard);
-        layer_bwd(m, l, a, b, m->layer_inputs[l], s->d_resid);
+    if (do_backward) {
+        be->zero(be, s->d_resid, (size_t)n * c->hidden_size * sizeof(float));
+        be->rmsnorm_bwd(be, s->d_resid, s->dh, m->layer_inputs[L], m->final_norm, s->rstd_f, n, c->hidden_size);
     }
     return loss_sum;
+}
+
+void model_unit_backward(model *m, int ui, const model_batch *b)
+{
+    const model_unit *u = &m->units[ui];
+    if (u->kind != UNIT_LAYER)
+        return; /* the embedding is frozen; the head's backward ran with its forward */
+    backward_scratch *s = m->scratch;
+    int l = u->layer;
+    layer_acts *a = &m->acts[m->checkpointing ? 0 : l];
+    if (m->checkpointing) /* recompute this layer's activations */
+        layer_fwd(m, l, a, b, m->layer_inputs[l], s->discard);
+    layer_bwd(m, l, a, b, m->layer_inputs[l], s->d_resid);
 }
 
 /* ------------------------------------------------------------------ */
@@ -539,13 +546,6 @@ size_t model_n_trainable(const model *m)
     for (int ui = 0; ui < m->n_units; ui++)
         n += m->units[ui].n_train_elems;
     return n;
-}
-
-void model_zero_grads(model *m)
-{
-    for (int ui = 0; ui < m->n_units; ui++)
-        if (m->units[ui].grad)
-            m->be->zero(m->be, m->units[ui].grad, m->units[ui].n_train_elems * sizeof(float));
 }
 
 const param_entry *model_find_trainable(const model *m, const char *peft_key, model_unit **unit)
@@ -563,13 +563,8 @@ const param_entry *model_find_trainable(const model *m, const char *peft_key, mo
 void model_free(model *m)
 {
     release_activations(m);
-    for (int ui = 0; ui < m->n_units; ui++) {
-        model_unit *u = &m->units[ui];
-        m->be->free(m->be, u->frozen);
-        m->be->free(m->be, u->train);
-        m->be->free(m->be, u->grad);
-        free(u->params);
-    }
+    for (int ui = 0; ui < m->n_units; ui++)
+        free(m->units[ui].params);
     m->be->free(m->be, m->inv_freq);
     free(m->units);
     free(m->layers);

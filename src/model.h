@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "dtype.h"
 #include "hf_config.h"
 #include "lora.h"
 
@@ -26,7 +27,9 @@ typedef struct param_entry {
     int n_dims;
     int64_t shape[2];
     size_t n_elems;
-    size_t offset;      /* in elements, into the unit's flat buffer */
+    size_t offset;      /* in elements, into the unit's fp32 compute buffer */
+    storage_dtype storage;     /* frozen: format in the flat storage buffer */
+    size_t storage_offset;     /* frozen: byte offset in the flat storage buffer */
     int trainable;
     int layer;          /* -1 outside decoder layers */
     linear_id lin;      /* for LoRA tensors */
@@ -37,10 +40,14 @@ typedef struct model_unit {
     unit_kind kind;
     int layer;          /* for UNIT_LAYER */
     size_t n_frozen_elems, n_train_elems;
+    size_t n_storage_bytes;    /* frozen weights in their file formats, end to end */
+    int storage_is_f32;        /* storage bytes are the fp32 compute buffer */
     int n_params;
     param_entry *params;
-    float *frozen;      /* flat frozen buffer (device) */
-    float *train;       /* flat trainable buffer (device), NULL when empty */
+    /* The full (gathered) buffers the math reads, bound by FSDP before a
+     * unit computes and released after (see fsdp.c). */
+    float *frozen;      /* fp32 frozen weights */
+    float *train;       /* trainable tensors, NULL when the unit has none */
     float *grad;        /* same layout as train */
 } model_unit;
 
@@ -82,26 +89,33 @@ typedef struct model_batch {
     int32_t *ids, *targets, *pos, *seg;
 } model_batch;
 
-/* Builds the units for cfg + lora (lc->r == 0 or no targets: no adapter),
- * allocates them on the backend, and loads the frozen weights from the
- * model directory (safetensors, any of F32/F16/BF16).  Adapters start as
- * LoRA does: A kaiming-uniform (bound 1/sqrt(in)) from seed, B zero. */
-int model_load(model *m, const char *model_dir, const lora_config *lc, uint64_t seed, backend *be,
-               errbuf *e);
+/* Reads config.json and the safetensors headers of MODEL_DIR and builds
+ * the units' parameter tables (lc->r == 0 or no targets: no adapter).
+ * Checks every tensor's presence, shape and dtype (F32, BF16, F16); loads
+ * no weight data (fsdp.c does, shard by shard). */
+int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e);
 void model_free(model *m);
+
+/* Points the layer views at a unit's currently bound buffers. */
+void model_bind_unit(model *m, int ui);
+/* LoRA's initial values for unit ui's whole trainable buffer: A
+ * kaiming-uniform (bound 1/sqrt(in)) from a stream of (seed, unit), B zero. */
+void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_train);
 
 /* Sizes activation buffers for up to batch x seq positions. */
 void model_prepare(model *m, int batch, int seq, int checkpointing);
 
-/* Forward (and backward when do_backward) of one micro-batch.  Returns the
- * sum of the token losses over non-ignored targets.  Gradients of the
- * trainable tensors ACCUMULATE into unit->grad, scaled by grad_scale (the
- * caller passes 1 / number of targets of the whole optimizer step).  When
- * logits is not NULL (host [batch*seq, vocab]) the logits are copied there. */
-double model_step(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits);
+/* The pieces of a micro-batch, unit by unit (FSDP binds each unit first):
+ * forward of the embedding or a layer; the head's forward, which returns
+ * the sum of the token losses over non-ignored targets and, when
+ * do_backward, starts backward (dh scaled by grad_scale); and backward of
+ * a layer, whose adapter gradients ACCUMULATE into unit->grad.  When logits
+ * is not NULL (host [batch*seq, vocab]) the head copies the logits there. */
+void model_unit_forward(model *m, int ui, const model_batch *b);
+double model_head_forward(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits);
+void model_unit_backward(model *m, int ui, const model_batch *b);
 
 size_t model_n_trainable(const model *m);
-void model_zero_grads(model *m);
 
 /* Lookup of a trainable tensor by PEFT key; NULL when absent. */
 const param_entry *model_find_trainable(const model *m, const char *peft_key, model_unit **unit);

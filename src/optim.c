@@ -37,64 +37,54 @@ double lr_schedule_factor(lr_schedule s, int step, int warmup_steps, int total_s
     return f > 0.0 ? f : 0.0;
 }
 
-void optim_init(optimizer *o, model *mdl, float beta1, float beta2, float eps, float weight_decay)
+void optim_init(optimizer *o, backend *be, int n_ranges, const size_t *n_elems, float beta1, float beta2,
+                float eps, float weight_decay)
 {
     memset(o, 0, sizeof *o);
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
-    o->n_units = mdl->n_units;
-    o->m = xcalloc((size_t)mdl->n_units, sizeof *o->m);
-    o->v = xcalloc((size_t)mdl->n_units, sizeof *o->v);
-    backend *be = mdl->be;
-    for (int ui = 0; ui < mdl->n_units; ui++) {
-        size_t n = mdl->units[ui].n_train_elems;
-        if (!n)
+    o->n_ranges = n_ranges;
+    o->n_elems = xcalloc((size_t)n_ranges, sizeof *o->n_elems);
+    o->m = xcalloc((size_t)n_ranges, sizeof *o->m);
+    o->v = xcalloc((size_t)n_ranges, sizeof *o->v);
+    for (int i = 0; i < n_ranges; i++) {
+        o->n_elems[i] = n_elems[i];
+        if (!n_elems[i])
             continue;
-        o->m[ui] = be->alloc(be, n * sizeof(float), MEM_OPTIMIZER);
-        o->v[ui] = be->alloc(be, n * sizeof(float), MEM_OPTIMIZER);
+        o->m[i] = be->alloc(be, n_elems[i] * sizeof(float), MEM_OPTIMIZER);
+        o->v[i] = be->alloc(be, n_elems[i] * sizeof(float), MEM_OPTIMIZER);
     }
 }
 
-void optim_free(optimizer *o, model *mdl)
+void optim_free(optimizer *o, backend *be)
 {
-    for (int ui = 0; ui < o->n_units; ui++) {
-        mdl->be->free(mdl->be, o->m[ui]);
-        mdl->be->free(mdl->be, o->v[ui]);
+    for (int i = 0; i < o->n_ranges; i++) {
+        be->free(be, o->m[i]);
+        be->free(be, o->v[i]);
     }
+    free(o->n_elems);
     free(o->m);
     free(o->v);
     memset(o, 0, sizeof *o);
 }
 
-double optim_grad_sum_squares(model *mdl)
-{
-    double total = 0.0;
-    for (int ui = 0; ui < mdl->n_units; ui++)
-        if (mdl->units[ui].grad)
-            total += mdl->be->sum_squares(mdl->be, mdl->units[ui].grad, mdl->units[ui].n_train_elems);
-    return total;
-}
-
-float optim_clip(model *mdl, double grad_norm, double max_norm)
+float optim_clip(const optimizer *o, backend *be, float *const *grads, double grad_norm, double max_norm)
 {
     if (max_norm <= 0.0)
         return 1.0f;
     float coef = (float)(max_norm / (grad_norm + 1e-6));
     if (coef >= 1.0f)
         return 1.0f;
-    for (int ui = 0; ui < mdl->n_units; ui++)
-        if (mdl->units[ui].grad)
-            mdl->be->scale(mdl->be, mdl->units[ui].grad, mdl->units[ui].n_train_elems, coef);
+    for (int i = 0; i < o->n_ranges; i++)
+        if (o->n_elems[i])
+            be->scale(be, grads[i], o->n_elems[i], coef);
     return coef;
 }
 
-void optim_step(optimizer *o, model *mdl, float lr)
+void optim_step(optimizer *o, backend *be, float *const *params, float *const *grads, float lr)
 {
     o->step++;
-    for (int ui = 0; ui < mdl->n_units; ui++) {
-        model_unit *u = &mdl->units[ui];
-        if (!u->n_train_elems)
-            continue;
-        mdl->be->adamw(mdl->be, u->train, u->grad, o->m[ui], o->v[ui], u->n_train_elems, lr, o->beta1,
-                       o->beta2, o->eps, o->weight_decay, o->step);
-    }
+    for (int i = 0; i < o->n_ranges; i++)
+        if (o->n_elems[i])
+            be->adamw(be, params[i], grads[i], o->m[i], o->v[i], o->n_elems[i], lr, o->beta1, o->beta2, o->eps,
+                      o->weight_decay, o->step);
 }

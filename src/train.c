@@ -1,10 +1,15 @@
-/* train.c: build model -> load data -> loop (forward, backward, clip,
- * AdamW, schedule, log) -> save the adapter.  Also evaluation. */
+/* train.c: set up -> load data -> loop (forward, backward, reduce, clip,
+ * AdamW, schedule, log) -> save the adapter.  Also evaluation.
+ *
+ * Data parallelism: every optimizer step consumes the same global batch
+ * whatever the number of ranks: G x N consecutive micro-batches of the
+ * epoch's permutation (G = gradient_accumulation_steps, N = ranks), rank r
+ * taking micro-batches r, r + N, ...  So N ranks compute what one rank with
+ * N x G accumulation computes. */
 #include "train.h"
 
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,62 +19,13 @@
 #include "optim.h"
 #include "peft_adapter.h"
 #include "rng.h"
+#include "session.h"
 
 static double now_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-backend *train_backend_create(void)
-{
-    const char *env = getenv("OMP_NUM_THREADS");
-    int threads = env && atoi(env) > 0 ? atoi(env) : omp_get_max_threads();
-    return backend_cpu_create(threads);
-}
-
-int train_load_model(model *m, const run_config *c, int want_lora, backend *be, errbuf *e)
-{
-    lora_config lc = {0};
-    if (c->adapter) {
-        if (peft_adapter_read_config(c->adapter, &lc, e) != 0)
-            return -1;
-    } else if (want_lora) {
-        lc.r = c->lora_r;
-        lc.alpha = (float)c->lora_alpha;
-        lc.dropout = (float)c->lora_dropout;
-        lc.use_rslora = c->use_rslora;
-        if (lora_parse_targets(c->lora_target_modules, &lc.target_mask, e) != 0)
-            return -1;
-    }
-    if (model_load(m, c->model_name_or_path, &lc, (uint64_t)c->seed, be, e) != 0)
-        return -1;
-    if (c->adapter && peft_adapter_load(m, c->adapter, e) != 0)
-        return -1;
-    return 0;
-}
-
-void train_upload_batch(backend *be, const host_batch *hb, model_batch *mb)
-{
-    size_t n_bytes = (size_t)hb->batch * hb->seq * sizeof(int32_t);
-    mb->batch = hb->batch;
-    mb->seq = hb->seq;
-    mb->ids = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
-    mb->targets = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
-    mb->pos = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
-    mb->seg = NULL;
-    be->copy_to_device(be, mb->ids, hb->ids, n_bytes);
-    be->copy_to_device(be, mb->targets, hb->targets, n_bytes);
-    be->copy_to_device(be, mb->pos, hb->pos, n_bytes);
-}
-
-void train_release_batch(backend *be, model_batch *mb)
-{
-    be->free(be, mb->ids);
-    be->free(be, mb->targets);
-    be->free(be, mb->pos);
-    memset(mb, 0, sizeof *mb);
 }
 
 static int longest_row(const dataset *d)
@@ -80,31 +36,20 @@ static int longest_row(const dataset *d)
     return longest;
 }
 
-static int pad_id_of(const llama_config *cfg) { return cfg->pad_token_id >= 0 ? cfg->pad_token_id : 0; }
-
-static void print_memory(const backend *be)
-{
-    log_info("peak memory per category (rank 0, %s backend):", be->name);
-    for (int c = 0; c < MEM_N_CATEGORIES; c++)
-        if (be->peak_bytes[c])
-            log_info("  %-17s %10.2f MiB", mem_category_names[c], be->peak_bytes[c] / 1048576.0);
-    log_info("  %-17s %10.2f MiB", "total", be->peak_total_bytes / 1048576.0);
-}
-
-/* ------------------------------------------------------------------ */
-
 typedef struct step_plan {
+    size_t micro_per_step;   /* G x N */
     size_t steps_per_epoch;
     int total_steps;
     int warmup_steps;
 } step_plan;
 
-/* transformers' arithmetic: an epoch is floor(batches / accumulation)
- * optimizer steps (at least one); warmup from steps or ratio (ceil). */
-static step_plan plan_steps(const run_config *c, size_t n_batches)
+/* transformers' arithmetic: an epoch is floor(batches / (G x N)) optimizer
+ * steps (at least one); warmup from steps or ratio (ceil). */
+static step_plan plan_steps(const run_config *c, size_t n_batches, int world)
 {
     step_plan p;
-    p.steps_per_epoch = n_batches / (size_t)c->gradient_accumulation_steps;
+    p.micro_per_step = (size_t)c->gradient_accumulation_steps * (size_t)world;
+    p.steps_per_epoch = n_batches / p.micro_per_step;
     if (p.steps_per_epoch < 1)
         p.steps_per_epoch = 1;
     p.total_steps = c->max_steps > 0 ? c->max_steps : (int)ceil(c->num_train_epochs * (double)p.steps_per_epoch);
@@ -112,171 +57,202 @@ static step_plan plan_steps(const run_config *c, size_t n_batches)
     return p;
 }
 
-int train_run(const run_config *c, errbuf *e)
+static int save_adapter(session *s, const char *dir, const char *base, errbuf *e)
 {
+    model *m = &s->m;
+    float **host = xcalloc((size_t)m->n_units, sizeof *host);
+    for (int ui = 0; ui < m->n_units; ui++)
+        if (m->units[ui].n_train_elems) {
+            host[ui] = xmalloc(m->units[ui].n_train_elems * sizeof(float));
+            fsdp_gather_trainable(&s->f, ui, 0, host[ui]); /* collective: every rank */
+        }
+    int rc = s->rank == 0 ? peft_adapter_save(m, host, dir, base, e) : 0;
+    for (int ui = 0; ui < m->n_units; ui++)
+        free(host[ui]);
+    free(host);
+    return rc;
+}
+
+/* One optimizer step: this rank's micro-batches of the global batch.
+ * Returns the global loss sum and sets *n_targets, *n_tokens (global). */
+static double run_step(session *s, const run_config *c, const dataset *data, sampler *smp, const step_plan *plan,
+                       int step, double *n_targets, double *n_tokens)
+{
+    const int G = c->gradient_accumulation_steps;
+    const size_t n_batches = sampler_n_batches(smp);
+    const int epoch = (int)((size_t)step / plan->steps_per_epoch);
+    const size_t k0 = ((size_t)step % plan->steps_per_epoch) * plan->micro_per_step;
+    const size_t k1 = k0 + plan->micro_per_step < n_batches ? k0 + plan->micro_per_step : n_batches;
+    host_batch *hbs = xcalloc((size_t)G, sizeof *hbs);
+    double counts[2] = {0.0, 0.0}; /* targets, tokens */
+    for (int t = 0; t < G; t++) {
+        size_t k = k0 + (size_t)s->rank + (size_t)t * (size_t)s->world;
+        if (k >= k1)
+            continue;
+        const size_t *rows;
+        int n = sampler_batch(smp, epoch, k, &rows);
+        dataset_batch(data, rows, n, session_pad_id(s), &hbs[t]);
+        counts[0] += (double)hbs[t].n_targets;
+        counts[1] += (double)hbs[t].batch * hbs[t].seq;
+    }
+    /* the step's loss is averaged over every target of the global batch */
+    session_sum(s, counts, 2);
+    float grad_scale = counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f;
+    fsdp_zero_grads(&s->f);
+    double loss_sum = 0.0;
+    for (int t = 0; t < G; t++) {
+        size_t k = k0 + (size_t)s->rank + (size_t)t * (size_t)s->world;
+        s->m.dropout_key = rng_hash((uint64_t)c->seed, (uint64_t)step * 65536u + k);
+        loss_sum += session_run_batch(s, k < k1 ? &hbs[t] : NULL, grad_scale, 1, NULL);
+        if (k < k1)
+            host_batch_free(&hbs[t]);
+    }
+    free(hbs);
+    session_sum(s, &loss_sum, 1);
+    *n_targets = counts[0];
+    *n_tokens = counts[1];
+    return loss_sum;
+}
+
+int train_run(const run_config *c, int argc, char **argv, errbuf *e)
+{
+    int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
+    if (sched_id < 0)
+        return err_set(e, "--lr_scheduler_type: '%s' is not one of constant, constant_with_warmup, linear, cosine",
+                       c->lr_scheduler_type);
     int rc = -1;
-    backend *be = train_backend_create();
-    model m;
+    session s;
     dataset data = {0};
     sampler smp = {0};
     optimizer opt = {0};
     FILE *metrics = NULL;
-    int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
-    if (sched_id < 0) {
-        be->destroy(be);
-        return err_set(e, "--lr_scheduler_type: '%s' is not one of constant, constant_with_warmup, linear, cosine",
-                       c->lr_scheduler_type);
-    }
-    if (train_load_model(&m, c, 1, be, e) != 0)
-        goto out_backend;
-    if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, m.cfg.vocab_size, &data, e) != 0)
-        goto out_model;
-    if (mkdir(c->output_dir, 0777) != 0 && errno != EEXIST) {
-        err_set(e, "--output_dir %s: cannot create: %s", c->output_dir, strerror(errno));
-        goto out_data;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-    metrics = fopen(path, "w");
-    if (!metrics) {
-        err_set(e, "%s: cannot write: %s", path, strerror(errno));
-        goto out_data;
+    if (session_open(&s, c, 1, argc, argv, e) != 0)
+        goto out;
+    if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, s.m.cfg.vocab_size, &data, e) != 0)
+        goto out;
+    if (s.rank == 0) {
+        if (mkdir(c->output_dir, 0777) != 0 && errno != EEXIST) {
+            err_set(e, "--output_dir %s: cannot create: %s", c->output_dir, strerror(errno));
+            goto out;
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
+        if (!(metrics = fopen(path, "w"))) {
+            err_set(e, "%s: cannot write: %s", path, strerror(errno));
+            goto out;
+        }
     }
 
-    const int B = c->per_device_train_batch_size, G = c->gradient_accumulation_steps;
+    const int B = c->per_device_train_batch_size;
     sampler_init(&smp, data.n_rows, B, (uint64_t)c->seed);
     const size_t n_batches = sampler_n_batches(&smp);
-    const step_plan plan = plan_steps(c, n_batches);
-    model_prepare(&m, B, longest_row(&data), c->gradient_checkpointing);
-    optim_init(&opt, &m, (float)c->adam_beta1, (float)c->adam_beta2, (float)c->adam_epsilon,
-               (float)c->weight_decay);
-    m.training = 1;
-    lr_schedule sched = (lr_schedule)sched_id;
-    log_info("shardtune train: %zu rows, %zu micro-batches of %d per epoch, %zu optimizer steps per epoch, "
-             "%d steps (warmup %d), %zu trainable parameters (LoRA r=%d alpha=%g)",
-             data.n_rows, n_batches, B, plan.steps_per_epoch, plan.total_steps, plan.warmup_steps,
-             model_n_trainable(&m), m.lora.r, m.lora.alpha);
+    const step_plan plan = plan_steps(c, n_batches, s.world);
+    model_prepare(&s.m, B, longest_row(&data), c->gradient_checkpointing);
+    optim_init(&opt, s.be, s.f.n_ranges, s.f.shard_elems, (float)c->adam_beta1, (float)c->adam_beta2,
+               (float)c->adam_epsilon, (float)c->weight_decay);
+    s.m.training = 1;
+    const lr_schedule sched = (lr_schedule)sched_id;
+    log_info("shardtune train: %zu rows, %zu micro-batches of %d per epoch, %d rank(s) x %d accumulation, "
+             "%zu steps per epoch, %d steps (warmup %d), %zu trainable parameters (LoRA r=%d alpha=%g)",
+             data.n_rows, n_batches, B, s.world, c->gradient_accumulation_steps, plan.steps_per_epoch,
+             plan.total_steps, plan.warmup_steps, model_n_trainable(&s.m), s.m.lora.r, s.m.lora.alpha);
 
-    double t_start = now_seconds(), t_log = t_start;
-    size_t tokens_since_log = 0;
-    const size_t *rows;
+    double t_start = now_seconds(), t_log = t_start, tokens_since_log = 0.0;
     for (int step = 0; step < plan.total_steps; step++) {
-        int epoch = (int)((size_t)step / plan.steps_per_epoch);
-        size_t k0 = ((size_t)step % plan.steps_per_epoch) * (size_t)G;
-        size_t k1 = k0 + (size_t)G < n_batches ? k0 + (size_t)G : n_batches;
-        /* the step's loss is averaged over every target of its micro-batches */
-        host_batch *hbs = xcalloc(k1 - k0, sizeof *hbs);
-        size_t n_targets = 0;
-        for (size_t k = k0; k < k1; k++) {
-            int n = sampler_batch(&smp, epoch, k, &rows);
-            dataset_batch(&data, rows, n, pad_id_of(&m.cfg), &hbs[k - k0]);
-            n_targets += hbs[k - k0].n_targets;
-        }
-        float grad_scale = n_targets ? 1.0f / (float)n_targets : 0.0f;
-        model_zero_grads(&m);
-        double loss_sum = 0.0;
-        for (size_t k = k0; k < k1; k++) {
-            model_batch mb;
-            train_upload_batch(be, &hbs[k - k0], &mb);
-            m.dropout_key = rng_hash((uint64_t)c->seed, (uint64_t)step * 65536u + k);
-            loss_sum += model_step(&m, &mb, grad_scale, 1, NULL);
-            tokens_since_log += (size_t)mb.batch * mb.seq;
-            train_release_batch(be, &mb);
-            host_batch_free(&hbs[k - k0]);
-        }
-        free(hbs);
-        double grad_norm = sqrt(optim_grad_sum_squares(&m));
-        optim_clip(&m, grad_norm, c->max_grad_norm);
+        double n_targets, n_tokens;
+        double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens);
+        tokens_since_log += n_tokens;
+        double grad_norm = fsdp_finish_grads(&s.f);
+        optim_clip(&opt, s.be, s.f.grad_shards, grad_norm, c->max_grad_norm);
         double lr = c->learning_rate * lr_schedule_factor(sched, step, plan.warmup_steps, plan.total_steps);
-        optim_step(&opt, &m, (float)lr);
+        optim_step(&opt, s.be, s.f.param_shards, s.f.grad_shards, (float)lr);
 
-        double loss = n_targets ? loss_sum / (double)n_targets : 0.0;
+        double loss = n_targets > 0 ? loss_sum / n_targets : 0.0;
         if (!isfinite(loss) || !isfinite(grad_norm)) {
-            err_set(e, "step %d: loss %g, grad norm %g: training diverged (lower --learning_rate?)", step + 1,
-                    loss, grad_norm);
-            goto out_all;
+            err_set(e, "step %d: loss %g, grad norm %g: training diverged (lower --learning_rate?)", step + 1, loss,
+                    grad_norm);
+            goto out;
         }
         if ((step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps) {
             double t = now_seconds();
             double tps = tokens_since_log / (t - t_log > 1e-9 ? t - t_log : 1e-9);
             double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
-            fprintf(metrics,
-                    "{\"step\": %d, \"epoch\": %.6g, \"loss\": %.9g, \"learning_rate\": %.9g, "
-                    "\"grad_norm\": %.9g, \"tokens_per_second\": %.6g, \"mfu\": null, \"peak_bytes\": %zu}\n",
-                    step + 1, ep, loss, lr, grad_norm, tps, be->peak_total_bytes);
-            fflush(metrics);
+            if (metrics) {
+                fprintf(metrics,
+                        "{\"step\": %d, \"epoch\": %.6g, \"loss\": %.9g, \"learning_rate\": %.9g, "
+                        "\"grad_norm\": %.9g, \"tokens_per_second\": %.6g, \"mfu\": null, \"peak_bytes\": %zu}\n",
+                        step + 1, ep, loss, lr, grad_norm, tps, s.be->peak_total_bytes);
+                fflush(metrics);
+            }
             log_info("step %d/%d | epoch %.2f | loss %.4f | lr %.3e | grad_norm %.4f | %.0f tok/s | peak %.1f MiB",
-                     step + 1, plan.total_steps, ep, loss, lr, grad_norm, tps, be->peak_total_bytes / 1048576.0);
+                     step + 1, plan.total_steps, ep, loss, lr, grad_norm, tps, s.be->peak_total_bytes / 1048576.0);
             t_log = t;
-            tokens_since_log = 0;
+            tokens_since_log = 0.0;
         }
     }
     log_info("trained %d steps in %.1f s", plan.total_steps, now_seconds() - t_start);
-    if (peft_adapter_save(&m, c->output_dir, c->model_name_or_path, e) != 0)
-        goto out_all;
+    if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
+        goto out;
     log_info("adapter written to %s (adapter_config.json, adapter_model.safetensors)", c->output_dir);
-    print_memory(be);
+    session_print_summary(&s);
     rc = 0;
-out_all:
-    optim_free(&opt, &m);
-    sampler_free(&smp);
+out:
     if (metrics && fclose(metrics) != 0 && rc == 0)
         rc = err_set(e, "%s/metrics.jsonl: write failed", c->output_dir);
-out_data:
+    if (opt.n_ranges)
+        optim_free(&opt, s.be);
+    sampler_free(&smp);
     dataset_free(&data);
-out_model:
-    model_free(&m);
-out_backend:
-    be->destroy(be);
+    session_close(&s);
     return rc;
 }
 
 /* ------------------------------------------------------------------ */
 
-int eval_run(const run_config *c, errbuf *e)
+int eval_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int rc = -1;
-    backend *be = train_backend_create();
-    model m;
+    session s;
     dataset data = {0};
-    if (train_load_model(&m, c, 0, be, e) != 0)
-        goto out_backend;
-    if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, m.cfg.vocab_size, &data, e) != 0)
-        goto out_model;
+    if (session_open(&s, c, 0, argc, argv, e) != 0)
+        goto out;
+    if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, s.m.cfg.vocab_size, &data, e) != 0)
+        goto out;
     const int B = c->per_device_eval_batch_size;
-    model_prepare(&m, B, longest_row(&data), 0);
-    double loss_sum = 0.0;
-    size_t n_targets = 0;
+    model_prepare(&s.m, B, longest_row(&data), 0);
+    double sums[2] = {0.0, 0.0}; /* loss, targets */
     size_t *rows = xmalloc((size_t)B * sizeof *rows);
-    for (size_t r0 = 0; r0 < data.n_rows; r0 += (size_t)B) {
+    const size_t n_batches = (data.n_rows + (size_t)B - 1) / (size_t)B;
+    /* batch k on rank k % N; every rank makes the same number of passes */
+    for (size_t k0 = 0; k0 < n_batches; k0 += (size_t)s.world) {
+        size_t k = k0 + (size_t)s.rank;
+        if (k >= n_batches) {
+            session_run_batch(&s, NULL, 0.0f, 0, NULL);
+            continue;
+        }
         int n = 0;
-        for (size_t r = r0; r < data.n_rows && n < B; r++)
+        for (size_t r = k * (size_t)B; r < data.n_rows && n < B; r++)
             rows[n++] = r;
         host_batch hb;
-        model_batch mb;
-        dataset_batch(&data, rows, n, pad_id_of(&m.cfg), &hb);
-        train_upload_batch(be, &hb, &mb);
-        loss_sum += model_step(&m, &mb, 0.0f, 0, NULL);
-        n_targets += hb.n_targets;
-        train_release_batch(be, &mb);
+        dataset_batch(&data, rows, n, session_pad_id(&s), &hb);
+        sums[0] += session_run_batch(&s, &hb, 0.0f, 0, NULL);
+        sums[1] += (double)hb.n_targets;
         host_batch_free(&hb);
     }
     free(rows);
-    if (!n_targets) {
+    session_sum(&s, sums, 2);
+    if (sums[1] <= 0) {
         err_set(e, "%s: no tokens to evaluate (every row shorter than 2 tokens or fully ignored)", c->dataset_name);
-        goto out_data;
+        goto out;
     }
-    double loss = loss_sum / (double)n_targets;
+    double loss = sums[0] / sums[1];
     if (c->json)
-        log_info("{\"eval_loss\": %.9g, \"eval_tokens\": %zu, \"eval_rows\": %zu}", loss, n_targets, data.n_rows);
+        log_info("{\"eval_loss\": %.9g, \"eval_tokens\": %.0f, \"eval_rows\": %zu}", loss, sums[1], data.n_rows);
     else
         log_info("eval_loss: %.6f", loss);
     rc = 0;
-out_data:
+out:
     dataset_free(&data);
-out_model:
-    model_free(&m);
-out_backend:
-    be->destroy(be);
+    session_close(&s);
     return rc;
 }

@@ -1,0 +1,471 @@
+/* fsdp.c: shards, gathers, releases, reduce-scatters (see fsdp.h).
+ *
+ * States of a unit's full buffers: RELEASED (only the shard exists),
+ * GATHERING (an all-gather is in flight), READY (fp32 frozen weights and the
+ * trainable tensors are bound to the model for compute).  A unit of a
+ * one-rank shard group is READY for good: its shard is the full buffer. */
+#include "fsdp.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peft_adapter.h"
+#include "safetensors.h"
+
+enum { STORAGE_ALIGN_BYTES = 64, TRAIN_ALIGN_ELEMS = 16 };
+enum unit_state { RELEASED, GATHERING, READY };
+
+struct fsdp_unit {
+    size_t storage_shard_bytes;  /* per rank; x shard_size covers n_storage_bytes */
+    size_t train_shard_elems;
+    uint8_t *storage_shard;
+    float *train_shard, *grad_shard;
+    /* gathered */
+    enum unit_state state;
+    int persistent;
+    uint8_t *storage_full;
+    float *frozen_f32;           /* separate only when storage is not all fp32 */
+    float *train_full;
+    comm_request *gather_storage, *gather_train;
+    /* gradient reduction in flight */
+    float *grad_full, *grad_recv;
+    comm_request *reduce;
+};
+
+static size_t round_up(size_t n, size_t k) { return (n + k - 1) / k * k; }
+
+comm_layout fsdp_comm_layout(fsdp_strategy s)
+{
+    switch (s) {
+    case FSDP_NO_SHARD: return COMM_SHARD_NONE;
+    case FSDP_HYBRID_SHARD: return COMM_SHARD_NODE;
+    default: return COMM_SHARD_WORLD;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* layout and allocation                                               */
+
+void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt)
+{
+    memset(f, 0, sizeof *f);
+    f->m = m, f->be = be, f->cm = cm, f->opt = *opt;
+    f->shard_size = cm->size[COMM_SHARD];
+    f->shard_index = cm->rank[COMM_SHARD];
+    f->replica_size = cm->size[COMM_REPLICA];
+    f->units = xcalloc((size_t)m->n_units, sizeof *f->units);
+    f->n_ranges = m->n_units;
+    f->param_shards = xcalloc((size_t)m->n_units, sizeof *f->param_shards);
+    f->grad_shards = xcalloc((size_t)m->n_units, sizeof *f->grad_shards);
+    f->shard_elems = xcalloc((size_t)m->n_units, sizeof *f->shard_elems);
+    const size_t S = (size_t)f->shard_size;
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *mu = &m->units[ui];
+        fsdp_unit *u = &f->units[ui];
+        u->persistent = S == 1;
+        u->storage_shard_bytes = round_up(mu->n_storage_bytes, S * STORAGE_ALIGN_BYTES) / S;
+        u->train_shard_elems = round_up(mu->n_train_elems, S * TRAIN_ALIGN_ELEMS) / S;
+        u->storage_shard = be->alloc(be, u->storage_shard_bytes, MEM_FROZEN);
+        if (mu->n_train_elems) {
+            u->train_shard = be->alloc(be, u->train_shard_elems * sizeof(float), MEM_TRAINABLE);
+            u->grad_shard = be->alloc(be, u->train_shard_elems * sizeof(float), MEM_GRADS);
+            f->param_shards[ui] = u->train_shard;
+            f->grad_shards[ui] = u->grad_shard;
+            f->shard_elems[ui] = u->train_shard_elems;
+        }
+    }
+}
+
+/* Widens gathered storage into the fp32 compute layout. */
+static void materialize(fsdp *f, int ui, const uint8_t *storage, float *out)
+{
+    const model_unit *mu = &f->m->units[ui];
+    for (int i = 0; i < mu->n_params; i++) {
+        const param_entry *p = &mu->params[i];
+        if (!p->trainable)
+            f->be->to_f32(f->be, out + p->offset, storage + p->storage_offset, p->storage, p->n_elems);
+    }
+}
+
+/* A one-rank shard group: bind the shards as the full buffers, once. */
+static void bind_persistent(fsdp *f, int ui)
+{
+    model_unit *mu = &f->m->units[ui];
+    fsdp_unit *u = &f->units[ui];
+    if (mu->storage_is_f32) {
+        mu->frozen = (float *)u->storage_shard;
+    } else {
+        /* keep only the fp32 copy: nothing will gather the storage again */
+        u->frozen_f32 = f->be->alloc(f->be, mu->n_frozen_elems * sizeof(float), MEM_FROZEN);
+        materialize(f, ui, u->storage_shard, u->frozen_f32);
+        f->be->free(f->be, u->storage_shard);
+        u->storage_shard = NULL;
+        mu->frozen = u->frozen_f32;
+    }
+    mu->train = u->train_shard;
+    mu->grad = u->grad_shard;
+    u->state = READY;
+    model_bind_unit(f->m, ui);
+}
+
+/* ------------------------------------------------------------------ */
+/* loading                                                             */
+
+/* Copies the part of unit ui's storage layout [lo, hi) that its tensors
+ * cover out of the safetensors data into dst (dst[0] is byte lo). */
+static int copy_storage_range(const model *m, int ui, const safetensors *st, size_t lo, size_t hi, uint8_t *dst,
+                              errbuf *e)
+{
+    const model_unit *mu = &m->units[ui];
+    for (int i = 0; i < mu->n_params; i++) {
+        const param_entry *p = &mu->params[i];
+        if (p->trainable)
+            continue;
+        size_t t_lo = p->storage_offset, t_hi = t_lo + p->n_elems * storage_dtype_size(p->storage);
+        size_t a = t_lo > lo ? t_lo : lo, b = t_hi < hi ? t_hi : hi;
+        if (a >= b)
+            continue;
+        const st_tensor *t = safetensors_find(st, p->name);
+        if (!t || t->n_bytes != t_hi - t_lo)
+            return err_set(e, "tensor '%s' changed since the model was opened", p->name);
+        memcpy(dst + (a - lo), (const uint8_t *)t->data + (a - t_lo), b - a);
+    }
+    return 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* fsdp_sync_module_states: every rank read the same tensor table, and the
+ * ranks holding the same shard hold the same bytes. */
+static int check_module_states(fsdp *f, errbuf *e)
+{
+    const model *m = f->m;
+    uint64_t table = 0xcbf29ce484222325ull, bytes = 0xcbf29ce484222325ull;
+    for (int ui = 0; ui < m->n_units; ui++) {
+        const model_unit *mu = &m->units[ui];
+        for (int i = 0; i < mu->n_params; i++) {
+            const param_entry *p = &mu->params[i];
+            table = fnv1a(table, p->name, strlen(p->name));
+            table = fnv1a(table, p->shape, sizeof p->shape);
+            table = fnv1a(table, &p->storage, sizeof p->storage);
+        }
+        bytes = fnv1a(bytes, f->units[ui].storage_shard, f->units[ui].storage_shard_bytes);
+    }
+    int world = f->cm->size[COMM_WORLD];
+    uint64_t mine[3] = {table, bytes, (uint64_t)f->shard_index};
+    uint64_t *all = xmalloc((size_t)world * sizeof mine);
+    f->cm->all_gather(f->cm, COMM_WORLD, mine, all, sizeof mine, 0);
+    int rc = 0;
+    for (int r = 0; r < world && rc == 0; r++) {
+        if (all[3 * r] != table)
+            rc = err_set(e, "fsdp_sync_module_states: rank %d read a different model (tensor table differs)", r);
+        else if (all[3 * r + 2] == (uint64_t)f->shard_index && all[3 * r + 1] != bytes)
+            rc = err_set(e, "fsdp_sync_module_states: ranks %d and %d hold different bytes for shard %d", r,
+                         f->cm->rank[COMM_WORLD], f->shard_index);
+    }
+    free(all);
+    return rc;
+}
+
+int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e)
+{
+    model *m = f->m;
+    comm *cm = f->cm;
+    int is_root = cm->rank[COMM_WORLD] == 0;
+    int efficient = f->opt.cpu_ram_efficient_loading;
+    safetensors *st = NULL;
+    int rc = 0;
+    if (efficient || is_root) {
+        st = safetensors_open_dir(model_dir, e);
+        if (!st)
+            rc = -1;
+    }
+    /* every rank learns whether opening worked before any collective */
+    double failed = rc != 0;
+    cm->all_reduce(cm, COMM_WORLD, &failed, 1, COMM_F64, 0);
+    if (failed != 0.0) {
+        safetensors_close(st);
+        return rc != 0 ? -1 : err_set(e, "%s: another rank could not open the model", model_dir);
+    }
+    for (int ui = 0; ui < m->n_units && rc == 0; ui++) {
+        fsdp_unit *u = &f->units[ui];
+        size_t lo = (size_t)f->shard_index * u->storage_shard_bytes;
+        if (efficient) {
+            rc = copy_storage_range(m, ui, st, lo, lo + u->storage_shard_bytes, u->storage_shard, e);
+        } else {
+            /* rank 0 reads the unit, everyone takes its slice */
+            size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
+            uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
+            double bad = 0.0;
+            if (is_root && copy_storage_range(m, ui, st, 0, full, buf, e) != 0)
+                bad = 1.0;
+            cm->all_reduce(cm, COMM_WORLD, &bad, 1, COMM_F64, 0);
+            if (bad != 0.0)
+                rc = is_root ? -1 : err_set(e, "%s: rank 0 could not read the model", model_dir);
+            else {
+                cm->broadcast(cm, COMM_WORLD, buf, full, 0, 0);
+                f->be->copy(f->be, u->storage_shard, buf + lo, u->storage_shard_bytes);
+            }
+            f->be->free(f->be, buf);
+        }
+    }
+    safetensors_close(st);
+    if (rc == 0 && f->opt.sync_module_states)
+        rc = check_module_states(f, e);
+    if (rc != 0)
+        return -1;
+    for (int ui = 0; ui < m->n_units; ui++)
+        if (f->units[ui].persistent)
+            bind_persistent(f, ui);
+    return 0;
+}
+
+int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf *e)
+{
+    model *m = f->m;
+    safetensors *adapter = NULL;
+    if (adapter_dir && !(adapter = peft_adapter_open_weights(adapter_dir, e)))
+        return -1;
+    int rc = 0;
+    for (int ui = 0; ui < m->n_units && rc == 0; ui++) {
+        fsdp_unit *u = &f->units[ui];
+        const model_unit *mu = &m->units[ui];
+        if (!mu->n_train_elems)
+            continue;
+        size_t padded = u->train_shard_elems * (size_t)f->shard_size;
+        float *host = xcalloc(padded, sizeof(float));
+        if (adapter)
+            rc = peft_adapter_fill_unit(adapter, m, ui, host, e);
+        else
+            model_lora_init_unit(m, ui, seed, host);
+        if (rc == 0)
+            f->be->copy_to_device(f->be, u->train_shard, host + (size_t)f->shard_index * u->train_shard_elems,
+                                  u->train_shard_elems * sizeof(float));
+        free(host);
+    }
+    safetensors_close(adapter);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* gather and release                                                  */
+
+static void gather_start(fsdp *f, int ui)
+{
+    fsdp_unit *u = &f->units[ui];
+    if (u->state != RELEASED)
+        return;
+    const model_unit *mu = &f->m->units[ui];
+    backend *be = f->be;
+    size_t S = (size_t)f->shard_size;
+    u->storage_full = be->alloc(be, u->storage_shard_bytes * S, MEM_GATHERED);
+    u->gather_storage = f->cm->all_gather(f->cm, COMM_SHARD, u->storage_shard, u->storage_full,
+                                          u->storage_shard_bytes, 1);
+    if (mu->n_train_elems) {
+        u->train_full = be->alloc(be, u->train_shard_elems * S * sizeof(float), MEM_GATHERED);
+        u->gather_train = f->cm->all_gather(f->cm, COMM_SHARD, u->train_shard, u->train_full,
+                                            u->train_shard_elems * sizeof(float), 1);
+    }
+    u->state = GATHERING;
+}
+
+static void gather_finish(fsdp *f, int ui)
+{
+    fsdp_unit *u = &f->units[ui];
+    if (u->state == READY)
+        return;
+    gather_start(f, ui);
+    model_unit *mu = &f->m->units[ui];
+    f->cm->wait(f->cm, u->gather_storage);
+    f->cm->wait(f->cm, u->gather_train);
+    u->gather_storage = u->gather_train = NULL;
+    if (mu->storage_is_f32) {
+        mu->frozen = (float *)u->storage_full;
+    } else {
+        u->frozen_f32 = f->be->alloc(f->be, mu->n_frozen_elems * sizeof(float), MEM_GATHERED);
+        materialize(f, ui, u->storage_full, u->frozen_f32);
+        f->be->free(f->be, u->storage_full);
+        u->storage_full = NULL;
+        mu->frozen = u->frozen_f32;
+    }
+    mu->train = u->train_full;
+    u->state = READY;
+    model_bind_unit(f->m, ui);
+}
+
+static void release(fsdp *f, int ui)
+{
+    fsdp_unit *u = &f->units[ui];
+    if (u->persistent || u->state == RELEASED)
+        return;
+    gather_finish(f, ui); /* never free a buffer an all-gather still writes */
+    model_unit *mu = &f->m->units[ui];
+    f->be->free(f->be, u->storage_full);
+    f->be->free(f->be, u->frozen_f32);
+    f->be->free(f->be, u->train_full);
+    u->storage_full = NULL, u->frozen_f32 = NULL, u->train_full = NULL;
+    mu->frozen = mu->train = NULL;
+    u->state = RELEASED;
+    model_bind_unit(f->m, ui);
+}
+
+/* ------------------------------------------------------------------ */
+/* gradient reduction                                                  */
+
+static void reduce_finish(fsdp *f, int ui)
+{
+    fsdp_unit *u = &f->units[ui];
+    if (!u->reduce && !u->grad_full)
+        return;
+    f->cm->wait(f->cm, u->reduce);
+    u->reduce = NULL;
+    f->be->add(f->be, u->grad_shard, u->grad_recv, u->train_shard_elems); /* accumulate micro-batches */
+    f->be->free(f->be, u->grad_full);
+    f->be->free(f->be, u->grad_recv);
+    u->grad_full = u->grad_recv = NULL;
+}
+
+static void grad_begin(fsdp *f, int ui)
+{
+    fsdp_unit *u = &f->units[ui];
+    model_unit *mu = &f->m->units[ui];
+    if (u->persistent)
+        return; /* grads accumulate straight into the (full) shard */
+    u->grad_full = f->be->alloc(f->be, u->train_shard_elems * (size_t)f->shard_size * sizeof(float), MEM_GATHERED);
+    mu->grad = u->grad_full;
+    model_bind_unit(f->m, ui);
+}
+
+static void grad_end(fsdp *f, int ui, int *in_flight)
+{
+    fsdp_unit *u = &f->units[ui];
+    model_unit *mu = &f->m->units[ui];
+    if (u->persistent)
+        return;
+    /* one reduce-scatter in flight at a time bounds the full-gradient memory */
+    if (*in_flight >= 0)
+        reduce_finish(f, *in_flight);
+    u->grad_recv = f->be->alloc(f->be, u->train_shard_elems * sizeof(float), MEM_COMM);
+    u->reduce = f->cm->reduce_scatter(f->cm, COMM_SHARD, u->grad_full, u->grad_recv, u->train_shard_elems, 1);
+    mu->grad = NULL;
+    model_bind_unit(f->m, ui);
+    *in_flight = ui;
+}
+
+/* ------------------------------------------------------------------ */
+/* the schedule of one micro-batch                                     */
+
+static int keeps_until_backward(const fsdp *f, int ui)
+{
+    return f->opt.sharding_strategy == FSDP_SHARD_GRAD_OP && f->m->units[ui].kind == UNIT_LAYER &&
+           f->m->units[ui].n_train_elems > 0;
+}
+
+double fsdp_forward_backward(fsdp *f, const model_batch *b, float grad_scale, int do_backward, float *logits)
+{
+    model *m = f->m;
+    const int U = m->n_units, head = U - 1;
+    const int tied = m->cfg.tie_word_embeddings;
+    double loss = 0.0;
+
+    for (int ui = 0; ui < U; ui++) {
+        gather_finish(f, ui);
+        if (ui == head && tied)
+            gather_finish(f, 0); /* the head reads the embedding's rows */
+        if (f->opt.forward_prefetch && ui + 1 < U)
+            gather_start(f, ui + 1);
+        if (ui == head)
+            loss = model_head_forward(m, b, grad_scale, do_backward, logits);
+        else
+            model_unit_forward(m, ui, b);
+        if (!(do_backward && keeps_until_backward(f, ui)) && !(ui == 0 && tied))
+            release(f, ui);
+    }
+    release(f, head);
+    if (tied)
+        release(f, 0);
+    if (!do_backward)
+        return loss;
+
+    int in_flight = -1;
+    const int prefetch = f->opt.backward_prefetch;
+    for (int ui = head - 1; ui >= 1; ui--) {
+        const int trainable = m->units[ui].n_train_elems > 0;
+        const int prev = ui - 1 >= 1 ? ui - 1 : -1; /* the embedding has no backward */
+        gather_finish(f, ui);
+        if (prefetch == PREFETCH_BACKWARD_PRE && prev > 0)
+            gather_start(f, prev);
+        if (trainable)
+            grad_begin(f, ui);
+        model_unit_backward(m, ui, b);
+        if (trainable)
+            grad_end(f, ui, &in_flight);
+        if (prefetch == PREFETCH_BACKWARD_POST && prev > 0)
+            gather_start(f, prev);
+        release(f, ui);
+    }
+    if (in_flight >= 0)
+        reduce_finish(f, in_flight);
+    return loss;
+}
+
+void fsdp_zero_grads(fsdp *f)
+{
+    for (int ui = 0; ui < f->m->n_units; ui++)
+        if (f->units[ui].grad_shard)
+            f->be->zero(f->be, f->units[ui].grad_shard, f->units[ui].train_shard_elems * sizeof(float));
+}
+
+double fsdp_finish_grads(fsdp *f)
+{
+    double sumsq = 0.0;
+    for (int ui = 0; ui < f->m->n_units; ui++) {
+        fsdp_unit *u = &f->units[ui];
+        if (!u->grad_shard)
+            continue;
+        if (f->replica_size > 1) /* replicas hold the same shard: sum their gradients */
+            f->cm->all_reduce(f->cm, COMM_REPLICA, u->grad_shard, u->train_shard_elems, COMM_F32, 0);
+        sumsq += f->be->sum_squares(f->be, u->grad_shard, u->train_shard_elems);
+    }
+    if (f->shard_size > 1)
+        f->cm->all_reduce(f->cm, COMM_SHARD, &sumsq, 1, COMM_F64, 0);
+    return sqrt(sumsq);
+}
+
+void fsdp_gather_trainable(fsdp *f, int ui, int gradients, float *host_train)
+{
+    fsdp_unit *u = &f->units[ui];
+    size_t n_full = u->train_shard_elems * (size_t)f->shard_size;
+    float *full = f->be->alloc(f->be, n_full * sizeof(float), MEM_COMM);
+    f->cm->all_gather(f->cm, COMM_SHARD, gradients ? u->grad_shard : u->train_shard, full,
+                      u->train_shard_elems * sizeof(float), 0);
+    f->be->copy_to_host(f->be, host_train, full, f->m->units[ui].n_train_elems * sizeof(float));
+    f->be->free(f->be, full);
+}
+
+void fsdp_free(fsdp *f)
+{
+    for (int ui = 0; ui < f->m->n_units; ui++) {
+        fsdp_unit *u = &f->units[ui];
+        if (!u->persistent)
+            release(f, ui);
+        f->be->free(f->be, u->storage_shard);
+        f->be->free(f->be, u->frozen_f32);
+        f->be->free(f->be, u->train_shard);
+        f->be->free(f->be, u->grad_shard);
+        model_unit *mu = &f->m->units[ui];
+        mu->frozen = mu->train = mu->grad = NULL;
+    }
+    free(f->units);
+    free(f->param_shards);
+    free(f->grad_shards);
+    free(f->shard_elems);
+    memset(f, 0, sizeof *f);
+}

@@ -1,0 +1,67 @@
+/* fsdp.h: fully sharded data parallelism over the model's units.
+ *
+ * Each unit's frozen storage bytes and trainable fp32 tensors are padded to
+ * a multiple of the shard-group size and split into equal contiguous
+ * shards; a rank holds one shard of each (plus its gradient and AdamW
+ * moments).  Before a unit computes, its shards are all-gathered (the frozen
+ * bytes widened to fp32 on the way); after, the gathered copy is released as
+ * the strategy says; only trainable gradients are reduce-scattered.  With a
+ * shard group of one rank (NO_SHARD, or a single process) the shard is the
+ * full buffer and nothing is gathered. */
+#ifndef SHARDTUNE_FSDP_H
+#define SHARDTUNE_FSDP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accel_config.h"
+#include "backend.h"
+#include "comm.h"
+#include "model.h"
+
+typedef struct fsdp_unit fsdp_unit; /* private to fsdp.c */
+
+typedef struct fsdp {
+    model *m;
+    backend *be;
+    comm *cm;
+    accel_config opt;
+    int shard_size, shard_index;  /* the shard group */
+    int replica_size;
+    fsdp_unit *units;
+    /* the flat ranges AdamW and clipping work on: this rank's shards */
+    int n_ranges;
+    float **param_shards, **grad_shards;
+    size_t *shard_elems;
+} fsdp;
+
+/* The communicator layout a strategy needs. */
+comm_layout fsdp_comm_layout(fsdp_strategy s);
+
+/* Sizes and allocates this rank's shards for every unit of m. */
+void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt);
+void fsdp_free(fsdp *f);
+
+/* Fills the frozen shards from the model directory: with
+ * cpu_ram_efficient_loading each rank copies only its own byte ranges out of
+ * the (mmapped) safetensors files; without, rank 0 reads each unit and
+ * broadcasts it.  With sync_module_states, ranks then check that they read
+ * the same files and that replicas of a shard hold the same bytes. */
+int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e);
+/* Fills the trainable shards: LoRA's initialisation from seed, or the
+ * tensors of a PEFT adapter directory when adapter_dir is not NULL. */
+int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf *e);
+
+/* One micro-batch through every unit with the strategy's gather / release
+ * / prefetch schedule; adapter gradients are reduce-scattered into this
+ * rank's gradient shards (accumulating).  Returns this rank's loss sum. */
+double fsdp_forward_backward(fsdp *f, const model_batch *b, float grad_scale, int do_backward, float *logits);
+void fsdp_zero_grads(fsdp *f);
+/* Completes gradient reduction (outstanding reduce-scatters, then the
+ * replica all-reduce) and returns the global L2 norm of the gradients. */
+double fsdp_finish_grads(fsdp *f);
+/* All-gathers unit ui's trainable tensors (or, with gradients, their
+ * gradients) into host_train on every rank. */
+void fsdp_gather_trainable(fsdp *f, int ui, int gradients, float *host_train);
+
+#endif

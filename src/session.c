@@ -1,0 +1,199 @@
+/* session.c: setting up and tearing down a run (see session.h). */
+#include "session.h"
+
+#include <mpi.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peft_adapter.h"
+
+static backend *create_backend(void)
+{
+    const char *env = getenv("OMP_NUM_THREADS");
+    int threads = env && atoi(env) > 0 ? atoi(env) : omp_get_max_threads();
+    return backend_cpu_create(threads);
+}
+
+static uint64_t hash_args(int argc, char **argv)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < argc; i++)
+        for (const char *p = argv[i]; ; p++) {
+            h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+            if (!*p)
+                break;
+        }
+    return h;
+}
+
+/* Every rank must run the same flags and configuration. */
+static int check_agreement(session *s, int argc, char **argv, errbuf *e)
+{
+    uint64_t mine[2] = {hash_args(argc, argv), accel_config_hash(&s->acc)};
+    uint64_t *all = xmalloc((size_t)s->world * sizeof mine);
+    s->cm->all_gather(s->cm, COMM_WORLD, mine, all, sizeof mine, 0);
+    int rc = 0;
+    for (int r = 0; r < s->world && rc == 0; r++) {
+        if (all[2 * r] != all[0])
+            rc = err_set(e, "rank %d was started with other flags than rank 0", r);
+        else if (all[2 * r + 1] != all[1])
+            rc = err_set(e, "rank %d has another accelerate configuration than rank 0 "
+                            "(config file or FSDP_* environment)", r);
+    }
+    free(all);
+    return rc;
+}
+
+static int load_accel_config(session *s, const run_config *c, errbuf *e)
+{
+    accel_config_defaults(&s->acc);
+    if (c->config_file && accel_config_load_yaml(c->config_file, &s->acc, e) != 0)
+        return -1;
+    if (accel_config_apply_env(&s->acc, e) != 0)
+        return -1;
+    if (s->acc.num_processes > 0 && s->acc.num_processes != s->world)
+        return err_set(e, "%s: num_processes is %d but the job has %d MPI ranks",
+                       c->config_file ? c->config_file : "configuration", s->acc.num_processes, s->world);
+    if (s->acc.num_machines > 1 && s->world % s->acc.num_machines != 0)
+        return err_set(e, "%s: num_machines %d does not divide the %d ranks",
+                       c->config_file ? c->config_file : "configuration", s->acc.num_machines, s->world);
+    return 0;
+}
+
+int session_open(session *s, const run_config *c, int want_lora, int argc, char **argv, errbuf *e)
+{
+    memset(s, 0, sizeof *s);
+    MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &s->world);
+    if (load_accel_config(s, c, e) != 0)
+        return -1;
+    s->cm = comm_mpi_create(fsdp_comm_layout(s->acc.sharding_strategy), 1, e);
+    if (!s->cm)
+        return -1;
+    if (check_agreement(s, argc, argv, e) != 0)
+        return -1;
+    if (s->rank == 0 && c->config_file)
+        accel_config_print_notes(&s->acc);
+    s->be = create_backend();
+
+    lora_config lc = {0};
+    if (c->adapter) {
+        if (peft_adapter_read_config(c->adapter, &lc, e) != 0)
+            return -1;
+    } else if (want_lora) {
+        lc.r = c->lora_r;
+        lc.alpha = (float)c->lora_alpha;
+        lc.dropout = (float)c->lora_dropout;
+        lc.use_rslora = c->use_rslora;
+        if (lora_parse_targets(c->lora_target_modules, &lc.target_mask, e) != 0)
+            return -1;
+    }
+    if (model_init(&s->m, c->model_name_or_path, &lc, s->be, e) != 0)
+        return -1;
+    fsdp_init(&s->f, &s->m, s->be, s->cm, &s->acc);
+    if (fsdp_load_frozen(&s->f, c->model_name_or_path, e) != 0)
+        return -1;
+    if (fsdp_load_trainable(&s->f, (uint64_t)c->seed, c->adapter, e) != 0)
+        return -1;
+    return 0;
+}
+
+void session_close(session *s)
+{
+    if (s->f.units)
+        fsdp_free(&s->f);
+    if (s->m.units)
+        model_free(&s->m);
+    if (s->cm)
+        s->cm->destroy(s->cm);
+    if (s->be)
+        s->be->destroy(s->be);
+    memset(s, 0, sizeof *s);
+}
+
+void session_upload_batch(session *s, const host_batch *hb, model_batch *mb)
+{
+    backend *be = s->be;
+    size_t n_bytes = (size_t)hb->batch * hb->seq * sizeof(int32_t);
+    mb->batch = hb->batch;
+    mb->seq = hb->seq;
+    mb->ids = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+    mb->targets = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+    mb->pos = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+    mb->seg = NULL;
+    be->copy_to_device(be, mb->ids, hb->ids, n_bytes);
+    be->copy_to_device(be, mb->targets, hb->targets, n_bytes);
+    be->copy_to_device(be, mb->pos, hb->pos, n_bytes);
+}
+
+void session_release_batch(session *s, model_batch *mb)
+{
+    s->be->free(s->be, mb->ids);
+    s->be->free(s->be, mb->targets);
+    s->be->free(s->be, mb->pos);
+    memset(mb, 0, sizeof *mb);
+}
+
+int session_pad_id(const session *s) { return s->m.cfg.pad_token_id >= 0 ? s->m.cfg.pad_token_id : 0; }
+
+double session_run_batch(session *s, const host_batch *hb, float grad_scale, int do_backward, float *logits)
+{
+    host_batch empty;
+    int32_t pad = session_pad_id(s), ignore = IGNORE_INDEX, zero = 0;
+    if (!hb) { /* one ignored token: runs every unit, contributes nothing */
+        empty = (host_batch){.batch = 1, .seq = 1, .ids = &pad, .targets = &ignore, .pos = &zero};
+        hb = &empty;
+    }
+    model_batch mb;
+    session_upload_batch(s, hb, &mb);
+    double loss = fsdp_forward_backward(&s->f, &mb, grad_scale, do_backward, logits);
+    session_release_batch(s, &mb);
+    return loss;
+}
+
+void session_sum(session *s, double *values, int n)
+{
+    if (s->world > 1)
+        s->cm->all_reduce(s->cm, COMM_WORLD, values, (size_t)n, COMM_F64, 0);
+}
+
+void session_print_summary(session *s)
+{
+    enum { N_STATS = MEM_N_CATEGORIES + 1 + COMM_N_OPS };
+    uint64_t mine[N_STATS];
+    for (int c = 0; c < MEM_N_CATEGORIES; c++)
+        mine[c] = s->be->peak_bytes[c];
+    mine[MEM_N_CATEGORIES] = s->be->peak_total_bytes;
+    for (int k = 0; k < COMM_N_OPS; k++)
+        mine[MEM_N_CATEGORIES + 1 + k] = s->cm->bytes_sent[k];
+    uint64_t *all = xmalloc((size_t)s->world * sizeof mine);
+    s->cm->all_gather(s->cm, COMM_WORLD, mine, all, sizeof mine, 0);
+    double hidden = comm_hidden_fraction(s->cm);
+    if (s->rank == 0) {
+        char desc[512];
+        accel_config_describe(&s->acc, desc, sizeof desc);
+        log_info("%d rank(s), %s; shard group %d, replica group %d", s->world, desc, s->f.shard_size,
+                 s->f.replica_size);
+        log_info("peak memory per rank (MiB, %s backend):", s->be->name);
+        char line[1024];
+        int n = snprintf(line, sizeof line, "  %-17s", "rank");
+        for (int r = 0; r < s->world && n < (int)sizeof line - 16; r++)
+            n += snprintf(line + n, sizeof line - (size_t)n, " %10d", r);
+        log_info("%s", line);
+        for (int c = 0; c <= MEM_N_CATEGORIES + COMM_N_OPS; c++) {
+            const char *name = c < MEM_N_CATEGORIES ? mem_category_names[c]
+                               : c == MEM_N_CATEGORIES ? "total"
+                                                       : comm_op_name((comm_op_kind)(c - MEM_N_CATEGORIES - 1));
+            if (c == MEM_N_CATEGORIES + 1)
+                log_info("bytes sent per rank (MiB, whole run):");
+            n = snprintf(line, sizeof line, "  %-17s", name);
+            for (int r = 0; r < s->world && n < (int)sizeof line - 16; r++)
+                n += snprintf(line + n, sizeof line - (size_t)n, " %10.2f", all[(size_t)r * N_STATS + c] / 1048576.0);
+            log_info("%s", line);
+        }
+        log_info("collective time hidden behind compute (rank 0): %.0f%%", 100.0 * hidden);
+    }
+    free(all);
+}

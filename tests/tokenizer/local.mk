@@ -1,0 +1,1 @@
+# tokenizer tests (fragment; filled by the tokenizer work)
