@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "peft_adapter.h"
 
@@ -97,6 +98,9 @@ int session_open(session *s, const run_config *c, int want_lora, int argc, char 
         return -1;
     if (fsdp_load_trainable(&s->f, (uint64_t)c->seed, c->adapter, e) != 0)
         return -1;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        s->load_peak_rss_bytes = (size_t)ru.ru_maxrss * 1024u;
     return 0;
 }
 
@@ -159,41 +163,75 @@ void session_sum(session *s, double *values, int n)
         s->cm->all_reduce(s->cm, COMM_WORLD, values, (size_t)n, COMM_F64, 0);
 }
 
-void session_print_summary(session *s)
+enum { STAT_PEAK = 0, STAT_TOTAL = MEM_N_CATEGORIES, STAT_SENT, STAT_RSS = STAT_SENT + COMM_N_OPS, N_STATS };
+
+static void write_json(const session *s, const uint64_t *all, double hidden, FILE *f)
 {
-    enum { N_STATS = MEM_N_CATEGORIES + 1 + COMM_N_OPS };
+    fprintf(f, "{\"world_size\": %d, \"sharding_strategy\": \"%s\", \"shard_group\": %d, \"replica_group\": %d, "
+               "\"hidden_fraction\": %.4f, \"ranks\": [", s->world, fsdp_strategy_name(s->acc.sharding_strategy),
+            s->f.shard_size, s->f.replica_size, hidden);
+    for (int r = 0; r < s->world; r++) {
+        const uint64_t *st = all + (size_t)r * N_STATS;
+        fprintf(f, "%s{\"rank\": %d, \"peak_bytes\": {", r ? ", " : "", r);
+        for (int c = 0; c < MEM_N_CATEGORIES; c++)
+            fprintf(f, "%s\"%s\": %llu", c ? ", " : "", mem_category_names[c], (unsigned long long)st[STAT_PEAK + c]);
+        fprintf(f, "}, \"peak_total_bytes\": %llu, \"bytes_sent\": {", (unsigned long long)st[STAT_TOTAL]);
+        for (int k = 0; k < COMM_N_OPS; k++)
+            fprintf(f, "%s\"%s\": %llu", k ? ", " : "", comm_op_name((comm_op_kind)k),
+                    (unsigned long long)st[STAT_SENT + k]);
+        fprintf(f, "}, \"load_peak_rss_bytes\": %llu}", (unsigned long long)st[STAT_RSS]);
+    }
+    fprintf(f, "]}\n");
+}
+
+static void print_table(const session *s, const uint64_t *all, double hidden)
+{
+    char desc[512], line[1024];
+    accel_config_describe(&s->acc, desc, sizeof desc);
+    log_info("%d rank(s), %s; shard group %d, replica group %d", s->world, desc, s->f.shard_size, s->f.replica_size);
+    for (int row = 0; row < N_STATS; row++) {
+        if (row == STAT_PEAK)
+            log_info("peak memory per rank (MiB, %s backend):", s->be->name);
+        if (row == STAT_SENT)
+            log_info("bytes sent per rank (MiB, whole run):");
+        const char *name = row < STAT_TOTAL ? mem_category_names[row]
+                           : row == STAT_TOTAL ? "total"
+                           : row < STAT_RSS ? comm_op_name((comm_op_kind)(row - STAT_SENT))
+                                             : "rss after loading";
+        int n = snprintf(line, sizeof line, "  %-17s", name);
+        for (int r = 0; r < s->world && n < (int)sizeof line - 16; r++)
+            n += snprintf(line + n, sizeof line - (size_t)n, " %10.2f", all[(size_t)r * N_STATS + row] / 1048576.0);
+        log_info("%s", line);
+    }
+    log_info("collective time hidden behind compute (rank 0): %.0f%%", 100.0 * hidden);
+}
+
+int session_report(session *s, const char *json_path, errbuf *e)
+{
     uint64_t mine[N_STATS];
     for (int c = 0; c < MEM_N_CATEGORIES; c++)
-        mine[c] = s->be->peak_bytes[c];
-    mine[MEM_N_CATEGORIES] = s->be->peak_total_bytes;
+        mine[STAT_PEAK + c] = s->be->peak_bytes[c];
+    mine[STAT_TOTAL] = s->be->peak_total_bytes;
     for (int k = 0; k < COMM_N_OPS; k++)
-        mine[MEM_N_CATEGORIES + 1 + k] = s->cm->bytes_sent[k];
+        mine[STAT_SENT + k] = s->cm->bytes_sent[k];
+    mine[STAT_RSS] = s->load_peak_rss_bytes;
     uint64_t *all = xmalloc((size_t)s->world * sizeof mine);
     s->cm->all_gather(s->cm, COMM_WORLD, mine, all, sizeof mine, 0);
     double hidden = comm_hidden_fraction(s->cm);
+    int rc = 0;
     if (s->rank == 0) {
-        char desc[512];
-        accel_config_describe(&s->acc, desc, sizeof desc);
-        log_info("%d rank(s), %s; shard group %d, replica group %d", s->world, desc, s->f.shard_size,
-                 s->f.replica_size);
-        log_info("peak memory per rank (MiB, %s backend):", s->be->name);
-        char line[1024];
-        int n = snprintf(line, sizeof line, "  %-17s", "rank");
-        for (int r = 0; r < s->world && n < (int)sizeof line - 16; r++)
-            n += snprintf(line + n, sizeof line - (size_t)n, " %10d", r);
-        log_info("%s", line);
-        for (int c = 0; c <= MEM_N_CATEGORIES + COMM_N_OPS; c++) {
-            const char *name = c < MEM_N_CATEGORIES ? mem_category_names[c]
-                               : c == MEM_N_CATEGORIES ? "total"
-                                                       : comm_op_name((comm_op_kind)(c - MEM_N_CATEGORIES - 1));
-            if (c == MEM_N_CATEGORIES + 1)
-                log_info("bytes sent per rank (MiB, whole run):");
-            n = snprintf(line, sizeof line, "  %-17s", name);
-            for (int r = 0; r < s->world && n < (int)sizeof line - 16; r++)
-                n += snprintf(line + n, sizeof line - (size_t)n, " %10.2f", all[(size_t)r * N_STATS + c] / 1048576.0);
-            log_info("%s", line);
+        print_table(s, all, hidden);
+        if (json_path) {
+            FILE *f = fopen(json_path, "w");
+            if (!f)
+                rc = err_set(e, "%s: cannot write", json_path);
+            else {
+                write_json(s, all, hidden, f);
+                if (fclose(f) != 0)
+                    rc = err_set(e, "%s: write failed", json_path);
+            }
         }
-        log_info("collective time hidden behind compute (rank 0): %.0f%%", 100.0 * hidden);
     }
     free(all);
+    return rc;
 }

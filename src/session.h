@@ -19,6 +19,7 @@ typedef struct session {
     model m;
     fsdp f;
     int rank, world;
+    size_t load_peak_rss_bytes; /* the process's peak resident memory once the model is loaded */
 } session;
 
 /* want_lora: build adapters from the LoRA flags (train) when no --adapter
@@ -37,7 +38,8 @@ double session_run_batch(session *s, const host_batch *hb, float grad_scale, int
 int session_pad_id(const session *s);
 /* Sum over all ranks (in place). */
 void session_sum(session *s, double *values, int n);
-/* Prints per-rank peak memory by category, traffic and hidden fraction. */
-void session_print_summary(session *s);
+/* Prints per-rank peak memory by category, traffic and hidden fraction;
+ * with json_path (rank 0 writes it) also as one JSON object. */
+int session_report(session *s, const char *json_path, errbuf *e);
 
 #endif

@@ -194,7 +194,10 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
         goto out;
     log_info("adapter written to %s (adapter_config.json, adapter_model.safetensors)", c->output_dir);
-    session_print_summary(&s);
+    char summary[4096];
+    snprintf(summary, sizeof summary, "%s/summary.json", c->output_dir);
+    if (session_report(&s, summary, e) != 0)
+        goto out;
     rc = 0;
 out:
     if (metrics && fclose(metrics) != 0 && rc == 0)

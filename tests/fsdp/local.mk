@@ -9,3 +9,14 @@ tests_fsdp_test_accel_config_SOURCES = tests/fsdp/test_accel_config.c
 tests_fsdp_test_accel_config_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_fsdp_test_accel_config_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
 TESTS += tests/fsdp/test_accel_config
+
+# make_random_llama: seeded random Llama models (F32 or BF16) and token data
+# without Python, for the multi-rank tests and the benchmarks.
+check_PROGRAMS += tests/fsdp/make_random_llama
+tests_fsdp_make_random_llama_SOURCES = tests/fsdp/make_random_llama.c
+tests_fsdp_make_random_llama_LDADD = $(LDADD_COMMON)
+
+# multi-rank runs (mpirun, 1 to 4 ranks on the two cores)
+TESTS += tests/fsdp/fsdp_equivalence.sh tests/fsdp/prefetch_identical.sh
+EXTRA_DIST += tests/fsdp/fsdp_lib.sh tests/fsdp/compare_runs.py tests/fsdp/fsdp_equivalence.sh \
+	tests/fsdp/prefetch_identical.sh
