@@ -6,9 +6,12 @@
  * one-rank shard group is READY for good: its shard is the full buffer. */
 #include "fsdp.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "peft_adapter.h"
 #include "safetensors.h"
@@ -112,10 +115,38 @@ static void bind_persistent(fsdp *f, int ui)
 /* ------------------------------------------------------------------ */
 /* loading                                                             */
 
-/* Copies the part of unit ui's storage layout [lo, hi) that its tensors
- * cover out of the safetensors data into dst (dst[0] is byte lo). */
-static int copy_storage_range(const model *m, int ui, const safetensors *st, size_t lo, size_t hi, uint8_t *dst,
-                              errbuf *e)
+/* Reads byte ranges of the safetensors files with pread, one open file at a
+ * time: only the bytes asked for are read, and no file page is mapped into
+ * the process (a memcpy out of the mmap would count the pages as resident). */
+typedef struct range_reader {
+    const char *path;
+    int fd;
+} range_reader;
+
+static int read_range(range_reader *rr, const char *path, size_t offset, void *dst, size_t n_bytes, errbuf *e)
+{
+    if (!rr->path || strcmp(rr->path, path) != 0) {
+        if (rr->fd >= 0)
+            close(rr->fd);
+        rr->fd = open(path, O_RDONLY);
+        rr->path = path;
+        if (rr->fd < 0)
+            return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    }
+    uint8_t *p = dst;
+    while (n_bytes) {
+        ssize_t got = pread(rr->fd, p, n_bytes, (off_t)offset);
+        if (got <= 0)
+            return err_set(e, "%s: read failed at byte %zu: %s", path, offset, got < 0 ? strerror(errno) : "end of file");
+        p += got, offset += (size_t)got, n_bytes -= (size_t)got;
+    }
+    return 0;
+}
+
+/* Reads the part [lo, hi) of unit ui's storage layout that its tensors
+ * cover into dst (dst[0] is byte lo). */
+static int read_storage_range(const model *m, int ui, const safetensors *st, range_reader *rr, size_t lo, size_t hi,
+                              uint8_t *dst, errbuf *e)
 {
     const model_unit *mu = &m->units[ui];
     for (int i = 0; i < mu->n_params; i++) {
@@ -129,7 +160,8 @@ static int copy_storage_range(const model *m, int ui, const safetensors *st, siz
         const st_tensor *t = safetensors_find(st, p->name);
         if (!t || t->n_bytes != t_hi - t_lo)
             return err_set(e, "tensor '%s' changed since the model was opened", p->name);
-        memcpy(dst + (a - lo), (const uint8_t *)t->data + (a - t_lo), b - a);
+        if (read_range(rr, t->file_path, t->file_offset + (a - t_lo), dst + (a - lo), b - a, e) != 0)
+            return -1;
     }
     return 0;
 }
@@ -194,17 +226,18 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e)
         safetensors_close(st);
         return rc != 0 ? -1 : err_set(e, "%s: another rank could not open the model", model_dir);
     }
+    range_reader rr = {NULL, -1};
     for (int ui = 0; ui < m->n_units && rc == 0; ui++) {
         fsdp_unit *u = &f->units[ui];
         size_t lo = (size_t)f->shard_index * u->storage_shard_bytes;
         if (efficient) {
-            rc = copy_storage_range(m, ui, st, lo, lo + u->storage_shard_bytes, u->storage_shard, e);
+            rc = read_storage_range(m, ui, st, &rr, lo, lo + u->storage_shard_bytes, u->storage_shard, e);
         } else {
             /* rank 0 reads the unit, everyone takes its slice */
             size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
             uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
             double bad = 0.0;
-            if (is_root && copy_storage_range(m, ui, st, 0, full, buf, e) != 0)
+            if (is_root && read_storage_range(m, ui, st, &rr, 0, full, buf, e) != 0)
                 bad = 1.0;
             cm->all_reduce(cm, COMM_WORLD, &bad, 1, COMM_F64, 0);
             if (bad != 0.0)
@@ -216,6 +249,8 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e)
             f->be->free(f->be, buf);
         }
     }
+    if (rr.fd >= 0)
+        close(rr.fd);
     safetensors_close(st);
     if (rc == 0 && f->opt.sync_module_states)
         rc = check_module_states(f, e);

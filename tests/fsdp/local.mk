@@ -17,6 +17,7 @@ tests_fsdp_make_random_llama_SOURCES = tests/fsdp/make_random_llama.c
 tests_fsdp_make_random_llama_LDADD = $(LDADD_COMMON)
 
 # multi-rank runs (mpirun, 1 to 4 ranks on the two cores)
-TESTS += tests/fsdp/fsdp_equivalence.sh tests/fsdp/prefetch_identical.sh
+TESTS += tests/fsdp/fsdp_equivalence.sh tests/fsdp/prefetch_identical.sh tests/fsdp/memory_sharded.sh \
+	tests/fsdp/bad_config.sh
 EXTRA_DIST += tests/fsdp/fsdp_lib.sh tests/fsdp/compare_runs.py tests/fsdp/fsdp_equivalence.sh \
-	tests/fsdp/prefetch_identical.sh
+	tests/fsdp/prefetch_identical.sh tests/fsdp/memory_sharded.sh tests/fsdp/bad_config.sh
