@@ -38,8 +38,8 @@ struct comm {
     /* traffic and overlap, for the end-of-run summary */
     size_t bytes_sent[COMM_N_OPS];  /* algorithmic bytes this rank sent (ring) */
     size_t n_calls[COMM_N_OPS];
-    double async_busy_seconds;      /* time asynchronous collectives ran */
-    double async_wait_seconds;      /* time the caller blocked waiting on them */
+    double async_busy_seconds[COMM_N_OPS]; /* time asynchronous collectives ran */
+    double async_wait_seconds[COMM_N_OPS]; /* time the caller blocked waiting on them */
     void *impl;
 
     /* The buffers must stay valid until the request completes.  async = 0
@@ -65,8 +65,9 @@ struct comm {
  * machine).  async_thread = 1 starts the communication thread. */
 comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e);
 
-/* Fraction of asynchronous collective time hidden behind compute. */
-double comm_hidden_fraction(const comm *c);
+/* Fraction of asynchronous collective time hidden behind compute, for one
+ * kind of collective (or all of them with COMM_N_OPS). */
+double comm_hidden_fraction(const comm *c, comm_op_kind kind);
 const char *comm_op_name(comm_op_kind k);
 
 #endif

@@ -169,8 +169,8 @@ static void mpi_wait(comm *c, comm_request *r)
             pthread_cond_wait(&im->cond, &im->lock);
         pthread_mutex_unlock(&im->lock);
         if (r->async) {
-            c->async_wait_seconds += now() - t0;
-            c->async_busy_seconds += r->busy_seconds;
+            c->async_wait_seconds[r->kind] += now() - t0;
+            c->async_busy_seconds[r->kind] += r->busy_seconds;
         }
     }
     free(r);
@@ -326,11 +326,17 @@ comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e)
     return c;
 }
 
-double comm_hidden_fraction(const comm *c)
+double comm_hidden_fraction(const comm *c, comm_op_kind kind)
 {
-    if (c->async_busy_seconds <= 0.0)
+    double busy = 0.0, waited = 0.0;
+    for (int k = 0; k < COMM_N_OPS; k++)
+        if (kind == COMM_N_OPS || k == (int)kind) {
+            busy += c->async_busy_seconds[k];
+            waited += c->async_wait_seconds[k];
+        }
+    if (busy <= 0.0)
         return 0.0;
-    double hidden = 1.0 - c->async_wait_seconds / c->async_busy_seconds;
+    double hidden = 1.0 - waited / busy;
     return hidden < 0.0 ? 0.0 : hidden;
 }
 

@@ -203,7 +203,9 @@ static void print_table(const session *s, const uint64_t *all, double hidden)
             n += snprintf(line + n, sizeof line - (size_t)n, " %10.2f", all[(size_t)r * N_STATS + row] / 1048576.0);
         log_info("%s", line);
     }
-    log_info("collective time hidden behind compute (rank 0): %.0f%%", 100.0 * hidden);
+    log_info("collective time hidden behind compute (rank 0): %.0f%% (all-gathers %.0f%%, reduce-scatters %.0f%%)",
+             100.0 * hidden, 100.0 * comm_hidden_fraction(s->cm, COMM_ALL_GATHER),
+             100.0 * comm_hidden_fraction(s->cm, COMM_REDUCE_SCATTER));
 }
 
 int session_report(session *s, const char *json_path, errbuf *e)
@@ -217,7 +219,7 @@ int session_report(session *s, const char *json_path, errbuf *e)
     mine[STAT_RSS] = s->load_peak_rss_bytes;
     uint64_t *all = xmalloc((size_t)s->world * sizeof mine);
     s->cm->all_gather(s->cm, COMM_WORLD, mine, all, sizeof mine, 0);
-    double hidden = comm_hidden_fraction(s->cm);
+    double hidden = comm_hidden_fraction(s->cm, COMM_N_OPS);
     int rc = 0;
     if (s->rank == 0) {
         print_table(s, all, hidden);
