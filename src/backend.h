@@ -113,5 +113,7 @@ void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat);
 void backend_account_free(backend *be, size_t n_bytes, mem_category cat);
 
 backend *backend_cpu_create(int n_threads);
+/* Computes nothing, counts allocations: for `shardtune plan`. */
+backend *backend_null_create(void);
 
 #endif

@@ -80,7 +80,9 @@ static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt
 {
     enum { CHUNK = 1 << 16 };
     size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK;
-    size_t width = storage_dtype_size(dt);
+    if (dt == DT_NF4)
+        die(EXIT_FAILURE_RUN, "cpu backend: NF4 weights cannot be computed with yet");
+    size_t width = storage_bytes(dt, 1);
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < n_chunks; c++) {
         size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;

@@ -65,6 +65,16 @@ struct comm {
  * machine).  async_thread = 1 starts the communication thread. */
 comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e);
 
+/* A communicator that moves no data: group sizes as a run of `world` ranks
+ * (rank 0's view) would have, every collective only counted.  For
+ * `shardtune plan`. */
+comm *comm_sim_create(comm_layout layout, int world, int ranks_per_node);
+
+/* Adds one collective to c's traffic count: n_bytes is the per-rank
+ * payload (gather, reduce-scatter, broadcast) or the buffer (all-reduce);
+ * the count is what a ring algorithm sends from this rank. */
+void comm_count_sent(comm *c, comm_op_kind kind, comm_group g, size_t n_bytes, int root);
+
 /* Fraction of asynchronous collective time hidden behind compute, for one
  * kind of collective (or all of them with COMM_N_OPS). */
 double comm_hidden_fraction(const comm *c, comm_op_kind kind);

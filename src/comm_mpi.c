@@ -94,7 +94,6 @@ static void execute(comm *c, comm_request *r)
 {
     mpi_impl *im = c->impl;
     MPI_Comm mc = im->groups[r->group];
-    int size = c->size[r->group];
     double t0 = now();
     int count, free_type;
     MPI_Datatype type;
@@ -104,32 +103,29 @@ static void execute(comm *c, comm_request *r)
         MPI_CHECK(MPI_Allgather(r->send, count, type, r->recv, count, type, mc));
         if (free_type)
             MPI_Type_free(&type);
-        c->bytes_sent[r->kind] += (size_t)(size - 1) * r->n;
         break;
     case COMM_REDUCE_SCATTER:
         if (r->n > (size_t)INT_MAX)
             die(EXIT_FAILURE_RUN, "reduce-scatter of %zu elements per rank exceeds MPI's count", r->n);
         MPI_CHECK(MPI_Reduce_scatter_block(r->send, r->recv, (int)r->n, MPI_FLOAT, MPI_SUM, mc));
-        c->bytes_sent[r->kind] += (size_t)(size - 1) * r->n * sizeof(float);
         break;
     case COMM_ALL_REDUCE:
         if (r->n > (size_t)INT_MAX)
             die(EXIT_FAILURE_RUN, "all-reduce of %zu elements exceeds MPI's count", r->n);
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->recv, (int)r->n, mpi_type(r->dtype), MPI_SUM, mc));
-        c->bytes_sent[r->kind] += size > 1 ? 2 * (size_t)(size - 1) * r->n * dtype_size(r->dtype) / (size_t)size : 0;
         break;
     case COMM_BROADCAST:
         byte_count(r->n, &count, &type, &free_type);
         MPI_CHECK(MPI_Bcast(r->recv, count, type, r->root, mc));
         if (free_type)
             MPI_Type_free(&type);
-        if (c->rank[r->group] == r->root)
-            c->bytes_sent[r->kind] += (size_t)(size - 1) * r->n;
         break;
     default:
         break;
     }
-    c->n_calls[r->kind]++;
+    comm_count_sent(c, r->kind, r->group, r->n * (r->kind == COMM_REDUCE_SCATTER ? sizeof(float)
+                                                  : r->kind == COMM_ALL_REDUCE ? dtype_size(r->dtype) : 1),
+                    r->root);
     r->busy_seconds = now() - t0;
 }
 
@@ -326,22 +322,3 @@ comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e)
     return c;
 }
 
-double comm_hidden_fraction(const comm *c, comm_op_kind kind)
-{
-    double busy = 0.0, waited = 0.0;
-    for (int k = 0; k < COMM_N_OPS; k++)
-        if (kind == COMM_N_OPS || k == (int)kind) {
-            busy += c->async_busy_seconds[k];
-            waited += c->async_wait_seconds[k];
-        }
-    if (busy <= 0.0)
-        return 0.0;
-    double hidden = 1.0 - waited / busy;
-    return hidden < 0.0 ? 0.0 : hidden;
-}
-
-const char *comm_op_name(comm_op_kind k)
-{
-    static const char *const names[COMM_N_OPS] = {"all_gather", "reduce_scatter", "all_reduce", "broadcast"};
-    return names[k];
-}

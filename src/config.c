@@ -23,39 +23,44 @@ typedef struct flag_def {
 } flag_def;
 
 #define OFF(f) offsetof(run_config, f)
-#define TRAIN_EVAL (CMD_TRAIN | CMD_EVAL | CMD_DUMP)
+#define TRAIN_EVAL (CMD_TRAIN | CMD_EVAL | CMD_DUMP | CMD_PLAN)
+#define TRAIN (CMD_TRAIN | CMD_PLAN)
 
 static const flag_def flags[] = {
     {"model_name_or_path", F_STRING, OFF(model_name_or_path), NULL, TRAIN_EVAL, "Hugging Face model directory"},
     {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl with input_ids (and optional labels)"},
-    {"output_dir", F_STRING, OFF(output_dir), NULL, CMD_TRAIN, "where metrics.jsonl and the adapter go"},
+    {"output_dir", F_STRING, OFF(output_dir), NULL, TRAIN, "where metrics.jsonl and the adapter go"},
     {"adapter", F_STRING, OFF(adapter), NULL, TRAIN_EVAL, "PEFT adapter directory to start from / evaluate"},
     {"config_file", F_STRING, OFF(config_file), NULL, TRAIN_EVAL, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
-    {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", CMD_TRAIN, "micro-batch size"},
+    {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", TRAIN, "micro-batch size"},
     {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL, "evaluation batch size"},
-    {"gradient_accumulation_steps", F_INT, OFF(gradient_accumulation_steps), "1", CMD_TRAIN, "micro-batches per optimizer step"},
-    {"num_train_epochs", F_DOUBLE, OFF(num_train_epochs), "3", CMD_TRAIN, "epochs (when max_steps <= 0)"},
-    {"max_steps", F_INT, OFF(max_steps), "-1", CMD_TRAIN, "optimizer steps; overrides num_train_epochs when > 0"},
-    {"learning_rate", F_DOUBLE, OFF(learning_rate), "5e-5", CMD_TRAIN, "peak learning rate"},
-    {"lr_scheduler_type", F_STRING, OFF(lr_scheduler_type), "linear", CMD_TRAIN, "constant, constant_with_warmup, linear, cosine"},
-    {"warmup_ratio", F_DOUBLE, OFF(warmup_ratio), "0", CMD_TRAIN, "warmup as a fraction of the steps"},
-    {"warmup_steps", F_INT, OFF(warmup_steps), "0", CMD_TRAIN, "warmup steps (wins over warmup_ratio when > 0)"},
-    {"weight_decay", F_DOUBLE, OFF(weight_decay), "0", CMD_TRAIN, "AdamW decoupled weight decay"},
-    {"max_grad_norm", F_DOUBLE, OFF(max_grad_norm), "1.0", CMD_TRAIN, "global gradient-norm clipping (0: off)"},
-    {"adam_beta1", F_DOUBLE, OFF(adam_beta1), "0.9", CMD_TRAIN, "AdamW beta1"},
-    {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", CMD_TRAIN, "AdamW beta2"},
-    {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", CMD_TRAIN, "AdamW epsilon"},
+    {"gradient_accumulation_steps", F_INT, OFF(gradient_accumulation_steps), "1", TRAIN, "micro-batches per optimizer step"},
+    {"num_train_epochs", F_DOUBLE, OFF(num_train_epochs), "3", TRAIN, "epochs (when max_steps <= 0)"},
+    {"max_steps", F_INT, OFF(max_steps), "-1", TRAIN, "optimizer steps; overrides num_train_epochs when > 0"},
+    {"learning_rate", F_DOUBLE, OFF(learning_rate), "5e-5", TRAIN, "peak learning rate"},
+    {"lr_scheduler_type", F_STRING, OFF(lr_scheduler_type), "linear", TRAIN, "constant, constant_with_warmup, linear, cosine"},
+    {"warmup_ratio", F_DOUBLE, OFF(warmup_ratio), "0", TRAIN, "warmup as a fraction of the steps"},
+    {"warmup_steps", F_INT, OFF(warmup_steps), "0", TRAIN, "warmup steps (wins over warmup_ratio when > 0)"},
+    {"weight_decay", F_DOUBLE, OFF(weight_decay), "0", TRAIN, "AdamW decoupled weight decay"},
+    {"max_grad_norm", F_DOUBLE, OFF(max_grad_norm), "1.0", TRAIN, "global gradient-norm clipping (0: off)"},
+    {"adam_beta1", F_DOUBLE, OFF(adam_beta1), "0.9", TRAIN, "AdamW beta1"},
+    {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
+    {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
     {"seed", F_INT, OFF(seed), "42", TRAIN_EVAL, "seed of data order, LoRA init and dropout"},
-    {"logging_steps", F_INT, OFF(logging_steps), "500", CMD_TRAIN, "log every N optimizer steps"},
-    {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", CMD_TRAIN, "recompute each layer in backward"},
-    {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", CMD_TRAIN, "train LoRA adapters (the only mode)"},
-    {"lora_r", F_INT, OFF(lora_r), "64", CMD_TRAIN, "LoRA rank"},
-    {"lora_alpha", F_DOUBLE, OFF(lora_alpha), "16", CMD_TRAIN, "LoRA alpha"},
-    {"lora_dropout", F_DOUBLE, OFF(lora_dropout), "0.1", CMD_TRAIN, "dropout on the LoRA input"},
-    {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", CMD_TRAIN, "all-linear or a list of q_proj,k_proj,..."},
-    {"use_rslora", F_BOOL, OFF(use_rslora), "False", CMD_TRAIN, "scale alpha/sqrt(r)"},
-    {"json", F_BOOL, OFF(json), "False", CMD_EVAL, "print one JSON object"},
+    {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
+    {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN, "recompute each layer in backward"},
+    {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
+    {"lora_r", F_INT, OFF(lora_r), "64", TRAIN, "LoRA rank"},
+    {"lora_alpha", F_DOUBLE, OFF(lora_alpha), "16", TRAIN, "LoRA alpha"},
+    {"lora_dropout", F_DOUBLE, OFF(lora_dropout), "0.1", TRAIN, "dropout on the LoRA input"},
+    {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", TRAIN, "all-linear or a list of q_proj,k_proj,..."},
+    {"use_rslora", F_BOOL, OFF(use_rslora), "False", TRAIN, "scale alpha/sqrt(r)"},
+    {"json", F_BOOL, OFF(json), "False", CMD_EVAL | CMD_PLAN, "print one JSON object"},
+    {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
+    {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
+    {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
+    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", CMD_PLAN, "plan the linear layers' weights as NF4 (QLoRA)"},
     {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
     {"out", F_STRING, OFF(out), NULL, CMD_DUMP, "output .safetensors"},
     {"model", F_STRING, OFF(model_name_or_path), NULL, CMD_DUMP, "alias of --model_name_or_path"},
@@ -131,12 +136,14 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
 {
     if (!c->model_name_or_path)
         return err_set(e, "--model_name_or_path is required");
-    if (!c->dataset_name)
+    if (!c->dataset_name && cmd != CMD_PLAN)
         return err_set(e, "--dataset_name is required");
     if (c->max_seq_len < 2)
         return err_set(e, "--max_seq_len: %d is too small (at least 2)", c->max_seq_len);
-    if (cmd == CMD_TRAIN) {
-        if (!c->output_dir)
+    if (cmd == CMD_PLAN && c->num_processes < 1)
+        return err_set(e, "--num_processes: must be at least 1");
+    if (cmd == CMD_TRAIN || cmd == CMD_PLAN) {
+        if (!c->output_dir && cmd == CMD_TRAIN)
             return err_set(e, "--output_dir is required");
         if (c->per_device_train_batch_size < 1)
             return err_set(e, "--per_device_train_batch_size: must be at least 1");
@@ -199,6 +206,11 @@ int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e
         }
         if (!f)
             return err_set(e, "--%s: unknown flag", name);
+        /* a bare boolean flag means True, as with transformers' HfArgumentParser */
+        if (f->type == F_BOOL && !eq && (!value || strncmp(value, "--", 2) == 0)) {
+            *(int *)((char *)c + f->offset) = 1;
+            continue;
+        }
         if (!value)
             return err_set(e, "--%s: missing value", name);
         if (set_flag(c, f, value, e) != 0)

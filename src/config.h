@@ -5,7 +5,7 @@
 
 #include "log.h"
 
-typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4 } command_id;
+typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4, CMD_PLAN = 8 } command_id;
 
 typedef struct run_config {
     /* model and data */
@@ -40,6 +40,11 @@ typedef struct run_config {
     int use_rslora;
     /* output */
     int json;
+    /* plan */
+    int num_processes;
+    int ranks_per_node;
+    char *torch_dtype;
+    int use_4bit_quantization;
     /* model_dump (tests) */
     int rows;
     char *out;

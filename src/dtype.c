@@ -4,11 +4,21 @@
 #include <stdint.h>
 #include <string.h>
 
-size_t storage_dtype_size(storage_dtype d) { return d == DT_F32 ? 4 : 2; }
+size_t storage_bytes(storage_dtype d, size_t n_elems)
+{
+    switch (d) {
+    case DT_F32: return 4 * n_elems;
+    case DT_NF4: {
+        size_t blocks = (n_elems + 63) / 64;
+        return (n_elems + 1) / 2 + blocks + 4 * ((blocks + 255) / 256) + 4;
+    }
+    default: return 2 * n_elems;
+    }
+}
 
 const char *storage_dtype_name(storage_dtype d)
 {
-    static const char *const names[DT_N_STORAGE] = {"f32", "bf16", "f16"};
+    static const char *const names[DT_N_STORAGE] = {"f32", "bf16", "f16", "nf4"};
     return names[d];
 }
 

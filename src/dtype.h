@@ -7,11 +7,16 @@
 
 #include <stddef.h>
 
-typedef enum storage_dtype { DT_F32, DT_BF16, DT_F16, DT_N_STORAGE } storage_dtype;
+/* DT_NF4 is bitsandbytes' 4-bit NormalFloat with double quantization
+ * (blocks of 64 values, their absmax as 8 bits in blocks of 256): sized for
+ * plans now, computed with when QLoRA arrives. */
+typedef enum storage_dtype { DT_F32, DT_BF16, DT_F16, DT_NF4, DT_N_STORAGE } storage_dtype;
 
-size_t storage_dtype_size(storage_dtype d);
+/* Bytes that n_elems values take in format d. */
+size_t storage_bytes(storage_dtype d, size_t n_elems);
 const char *storage_dtype_name(storage_dtype d);
-/* n_elems little-endian values at `in` (any alignment) to fp32, exactly. */
+/* n_elems little-endian values at `in` (any alignment) to fp32, exactly
+ * (F32, BF16, F16). */
 void storage_to_f32(storage_dtype d, const void *in, float *out, size_t n_elems);
 
 #endif

@@ -153,7 +153,7 @@ static int read_storage_range(const model *m, int ui, const safetensors *st, ran
         const param_entry *p = &mu->params[i];
         if (p->trainable)
             continue;
-        size_t t_lo = p->storage_offset, t_hi = t_lo + p->n_elems * storage_dtype_size(p->storage);
+        size_t t_lo = p->storage_offset, t_hi = t_lo + storage_bytes(p->storage, p->n_elems);
         size_t a = t_lo > lo ? t_lo : lo, b = t_hi < hi ? t_hi : hi;
         if (a >= b)
             continue;
@@ -256,10 +256,15 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e)
         rc = check_module_states(f, e);
     if (rc != 0)
         return -1;
-    for (int ui = 0; ui < m->n_units; ui++)
-        if (f->units[ui].persistent)
-            bind_persistent(f, ui);
+    fsdp_bind_resident(f);
     return 0;
+}
+
+void fsdp_bind_resident(fsdp *f)
+{
+    for (int ui = 0; ui < f->m->n_units; ui++)
+        if (f->units[ui].persistent && f->units[ui].state != READY)
+            bind_persistent(f, ui);
 }
 
 int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf *e)

@@ -48,6 +48,9 @@ void fsdp_free(fsdp *f);
  * broadcasts it.  With sync_module_states, ranks then check that they read
  * the same files and that replicas of a shard hold the same bytes. */
 int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e);
+/* Binds the units whose shard is their whole buffer (a one-rank shard
+ * group) for good; fsdp_load_frozen does it, plans call it alone. */
+void fsdp_bind_resident(fsdp *f);
 /* Fills the trainable shards: LoRA's initialisation from seed, or the
  * tensors of a PEFT adapter directory when adapter_dir is not NULL. */
 int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf *e);

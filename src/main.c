@@ -7,6 +7,7 @@
 #include "config.h"
 #include "convert_llama2c.h"
 #include "log.h"
+#include "plan.h"
 #include "train.h"
 
 static void usage(FILE *out)
@@ -17,6 +18,7 @@ static void usage(FILE *out)
             "  train     fine-tune LoRA adapters (flags as PEFT's train.py / TrainingArguments)\n"
             "  eval      mean token loss of a model (and adapter) over a dataset\n"
             "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
+            "  plan      expected memory per rank and traffic per step, from config.json alone\n"
             "  help      this text; `shardtune <command> --help` lists a command's flags\n");
 }
 
@@ -90,8 +92,10 @@ int main(int argc, char **argv)
         rc = cmd_convert(argc - 2, argv + 2);
     } else if (!strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
         rc = cmd_run(!strcmp(cmd, "train") ? CMD_TRAIN : CMD_EVAL, argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "plan")) {
+        rc = rank == 0 ? plan_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "generate") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "export") ||
-               !strcmp(cmd, "merge") || !strcmp(cmd, "plan")) {
+               !strcmp(cmd, "merge")) {
         die(EXIT_USAGE, "%s: not supported yet", cmd);
     } else {
         usage(stderr);

@@ -205,10 +205,29 @@ static int assign_storage(model *m, const safetensors *st, const char *dir, errb
             if (p->storage != DT_F32)
                 u->storage_is_f32 = 0;
             p->storage_offset = u->n_storage_bytes;
-            u->n_storage_bytes += p->n_elems * storage_dtype_size(p->storage);
+            u->n_storage_bytes += storage_bytes(p->storage, p->n_elems);
         }
     }
     return 0;
+}
+
+/* For a plan: every frozen tensor in format dt, the seven linear layers'
+ * weights in NF4 when quantized (as QLoRA keeps norms and embeddings). */
+static void assign_planned_storage(model *m, storage_dtype dt, int nf4_linear)
+{
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        u->n_storage_bytes = 0;
+        u->storage_is_f32 = dt == DT_F32 && !nf4_linear;
+        for (int i = 0; i < u->n_params; i++) {
+            param_entry *p = &u->params[i];
+            if (p->trainable)
+                continue;
+            p->storage = nf4_linear && u->kind == UNIT_LAYER && p->n_dims == 2 ? DT_NF4 : dt;
+            p->storage_offset = u->n_storage_bytes;
+            u->n_storage_bytes += storage_bytes(p->storage, p->n_elems);
+        }
+    }
 }
 
 void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_train)
@@ -227,7 +246,7 @@ void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_tra
     }
 }
 
-int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e)
+static int init_tables(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e)
 {
     memset(m, 0, sizeof *m);
     m->be = be;
@@ -239,18 +258,32 @@ int model_init(model *m, const char *model_dir, const lora_config *lc, backend *
     m->lora_scale = m->lora.r > 0 ? lora_scale(&m->lora) : 0.0f;
     build_units(m);
     m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    safetensors *st = safetensors_open_dir(model_dir, e);
-    if (!st)
-        return -1;
-    int rc = assign_storage(m, st, model_dir, e);
-    safetensors_close(st);
-    if (rc != 0)
-        return -1;
     float *inv = xmalloc((size_t)m->cfg.head_dim / 2 * sizeof(float));
     rope_inv_freq(&m->cfg, inv);
     m->inv_freq = be->alloc(be, (size_t)m->cfg.head_dim / 2 * sizeof(float), MEM_FROZEN);
     be->copy_to_device(be, m->inv_freq, inv, (size_t)m->cfg.head_dim / 2 * sizeof(float));
     free(inv);
+    return 0;
+}
+
+int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e)
+{
+    if (init_tables(m, model_dir, lc, be, e) != 0)
+        return -1;
+    safetensors *st = safetensors_open_dir(model_dir, e);
+    if (!st)
+        return -1;
+    int rc = assign_storage(m, st, model_dir, e);
+    safetensors_close(st);
+    return rc;
+}
+
+int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, int nf4_linear,
+                       backend *be, errbuf *e)
+{
+    if (init_tables(m, config_path, lc, be, e) != 0)
+        return -1;
+    assign_planned_storage(m, dt, nf4_linear);
     return 0;
 }
 

@@ -94,6 +94,11 @@ typedef struct model_batch {
  * Checks every tensor's presence, shape and dtype (F32, BF16, F16); loads
  * no weight data (fsdp.c does, shard by shard). */
 int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e);
+/* The same tables from config.json alone (a directory or the file), every
+ * frozen tensor taken to be stored as dt (the linear layers' weights as NF4
+ * when nf4_linear): for plans, which load nothing. */
+int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, int nf4_linear,
+                       backend *be, errbuf *e);
 void model_free(model *m);
 
 /* Points the layer views at a unit's currently bound buffers. */

@@ -47,19 +47,19 @@ static int check_agreement(session *s, int argc, char **argv, errbuf *e)
     return rc;
 }
 
-static int load_accel_config(session *s, const run_config *c, errbuf *e)
+int session_load_accel_config(accel_config *acc, const run_config *c, int world, errbuf *e)
 {
-    accel_config_defaults(&s->acc);
-    if (c->config_file && accel_config_load_yaml(c->config_file, &s->acc, e) != 0)
+    accel_config_defaults(acc);
+    if (c->config_file && accel_config_load_yaml(c->config_file, acc, e) != 0)
         return -1;
-    if (accel_config_apply_env(&s->acc, e) != 0)
+    if (accel_config_apply_env(acc, e) != 0)
         return -1;
-    if (s->acc.num_processes > 0 && s->acc.num_processes != s->world)
+    if (acc->num_processes > 0 && acc->num_processes != world)
         return err_set(e, "%s: num_processes is %d but the job has %d MPI ranks",
-                       c->config_file ? c->config_file : "configuration", s->acc.num_processes, s->world);
-    if (s->acc.num_machines > 1 && s->world % s->acc.num_machines != 0)
+                       c->config_file ? c->config_file : "configuration", acc->num_processes, world);
+    if (acc->num_machines > 1 && world % acc->num_machines != 0)
         return err_set(e, "%s: num_machines %d does not divide the %d ranks",
-                       c->config_file ? c->config_file : "configuration", s->acc.num_machines, s->world);
+                       c->config_file ? c->config_file : "configuration", acc->num_machines, world);
     return 0;
 }
 
@@ -68,7 +68,7 @@ int session_open(session *s, const run_config *c, int want_lora, int argc, char 
     memset(s, 0, sizeof *s);
     MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &s->world);
-    if (load_accel_config(s, c, e) != 0)
+    if (session_load_accel_config(&s->acc, c, s->world, e) != 0)
         return -1;
     s->cm = comm_mpi_create(fsdp_comm_layout(s->acc.sharding_strategy), 1, e);
     if (!s->cm)

@@ -28,6 +28,10 @@ typedef struct session {
  * the same accelerate configuration. */
 int session_open(session *s, const run_config *c, int want_lora, int argc, char **argv, errbuf *e);
 void session_close(session *s);
+/* The accelerate configuration of a run of `world` ranks: defaults, then
+ * --config_file, then accelerate's environment variables; num_processes
+ * must equal world. */
+int session_load_accel_config(accel_config *acc, const run_config *c, int world, errbuf *e);
 
 /* A micro-batch on the device, and its release. */
 void session_upload_batch(session *s, const host_batch *hb, model_batch *mb);

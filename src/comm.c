@@ -1,0 +1,44 @@
+/* comm.c: what every communicator shares: traffic counting and the
+ * overlap measure (see comm.h). */
+#include "comm.h"
+
+void comm_count_sent(comm *c, comm_op_kind kind, comm_group g, size_t n_bytes, int root)
+{
+    size_t size = (size_t)c->size[g];
+    switch (kind) {
+    case COMM_ALL_GATHER:
+    case COMM_REDUCE_SCATTER:
+        c->bytes_sent[kind] += (size - 1) * n_bytes;
+        break;
+    case COMM_ALL_REDUCE:
+        c->bytes_sent[kind] += 2 * (size - 1) * n_bytes / size;
+        break;
+    case COMM_BROADCAST:
+        if (c->rank[g] == root)
+            c->bytes_sent[kind] += (size - 1) * n_bytes;
+        break;
+    default:
+        break;
+    }
+    c->n_calls[kind]++;
+}
+
+double comm_hidden_fraction(const comm *c, comm_op_kind kind)
+{
+    double busy = 0.0, waited = 0.0;
+    for (int k = 0; k < COMM_N_OPS; k++)
+        if (kind == COMM_N_OPS || k == (int)kind) {
+            busy += c->async_busy_seconds[k];
+            waited += c->async_wait_seconds[k];
+        }
+    if (busy <= 0.0)
+        return 0.0;
+    double hidden = 1.0 - waited / busy;
+    return hidden < 0.0 ? 0.0 : hidden;
+}
+
+const char *comm_op_name(comm_op_kind k)
+{
+    static const char *const names[COMM_N_OPS] = {"all_gather", "reduce_scatter", "all_reduce", "broadcast"};
+    return names[k];
+}

@@ -1,0 +1,8 @@
+/* plan.h: `shardtune plan`: expected peak bytes per rank by category and
+ * bytes each rank sends per optimizer step, from config.json alone. */
+#ifndef SHARDTUNE_PLAN_H
+#define SHARDTUNE_PLAN_H
+
+int plan_main(int argc, char **argv);
+
+#endif
