@@ -32,14 +32,20 @@ typedef struct backend backend;
 
 struct backend {
     const char *name;
-    size_t cur_bytes[MEM_N_CATEGORIES];
+    size_t cur_bytes[MEM_N_CATEGORIES];       /* device memory */
     size_t peak_bytes[MEM_N_CATEGORIES];
     size_t peak_total_bytes;
+    size_t host_cur_bytes[MEM_N_CATEGORIES];  /* offloaded to host memory */
+    size_t host_peak_bytes[MEM_N_CATEGORIES];
     void *impl;
 
     /* ---- memory ---- */
     void *(*alloc)(backend *be, size_t n_bytes, mem_category cat); /* zeroed */
-    void (*free)(backend *be, void *p);
+    /* Host memory the device can reach (pinned, for CUDA): where
+     * fsdp_offload_params keeps shards and the optimizer.  The CPU backend
+     * has only host memory; it accounts these bytes apart all the same. */
+    void *(*alloc_host)(backend *be, size_t n_bytes, mem_category cat);
+    void (*free)(backend *be, void *p); /* either kind */
     void (*zero)(backend *be, void *p, size_t n_bytes);
     void (*copy_to_device)(backend *be, void *dst, const void *host_src, size_t n_bytes);
     void (*copy_to_host)(backend *be, void *host_dst, const void *src, size_t n_bytes);
@@ -108,9 +114,9 @@ struct backend {
     void (*destroy)(backend *be);
 };
 
-/* Accounting shared by all backends. */
-void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat);
-void backend_account_free(backend *be, size_t n_bytes, mem_category cat);
+/* Accounting shared by all backends (backend.c). */
+void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat, int on_host);
+void backend_account_free(backend *be, size_t n_bytes, mem_category cat, int on_host);
 
 backend *backend_cpu_create(int n_threads);
 /* Computes nothing, counts allocations: for `shardtune plan`. */

@@ -10,36 +10,17 @@
 #include "log.h"
 #include "rng.h"
 
-const char *const mem_category_names[MEM_N_CATEGORIES] = {
-    "frozen_params", "trainable_params", "grads", "optimizer", "activations", "gathered_units",
-    "comm_buffers",
-};
-
-void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat)
-{
-    be->cur_bytes[cat] += n_bytes;
-    if (be->cur_bytes[cat] > be->peak_bytes[cat])
-        be->peak_bytes[cat] = be->cur_bytes[cat];
-    size_t total = 0;
-    for (int c = 0; c < MEM_N_CATEGORIES; c++)
-        total += be->cur_bytes[c];
-    if (total > be->peak_total_bytes)
-        be->peak_total_bytes = total;
-}
-
-void backend_account_free(backend *be, size_t n_bytes, mem_category cat) { be->cur_bytes[cat] -= n_bytes; }
-
 /* ---- memory: a small header in front of each block remembers its size and
  * category, so free() can account without the caller repeating them. ---- */
 
 typedef struct cpu_block {
     size_t n_bytes;
     mem_category cat;
+    int on_host;
     size_t pad; /* keeps the payload 32-byte aligned after the 32-byte header */
-    size_t pad2;
 } cpu_block;
 
-static void *cpu_alloc(backend *be, size_t n_bytes, mem_category cat)
+static void *cpu_alloc_at(backend *be, size_t n_bytes, mem_category cat, int on_host)
 {
     void *raw = NULL;
     if (posix_memalign(&raw, 64, sizeof(cpu_block) + n_bytes + 64) != 0)
@@ -48,18 +29,22 @@ static void *cpu_alloc(backend *be, size_t n_bytes, mem_category cat)
     cpu_block *blk = raw;
     blk->n_bytes = n_bytes;
     blk->cat = cat;
+    blk->on_host = on_host;
     void *p = blk + 1;
     memset(p, 0, n_bytes);
-    backend_account_alloc(be, n_bytes, cat);
+    backend_account_alloc(be, n_bytes, cat, on_host);
     return p;
 }
+
+static void *cpu_alloc(backend *be, size_t n_bytes, mem_category cat) { return cpu_alloc_at(be, n_bytes, cat, 0); }
+static void *cpu_alloc_host(backend *be, size_t n_bytes, mem_category cat) { return cpu_alloc_at(be, n_bytes, cat, 1); }
 
 static void cpu_free(backend *be, void *p)
 {
     if (!p)
         return;
     cpu_block *blk = (cpu_block *)p - 1;
-    backend_account_free(be, blk->n_bytes, blk->cat);
+    backend_account_free(be, blk->n_bytes, blk->cat, blk->on_host);
     free(blk);
 }
 
@@ -419,6 +404,7 @@ backend *backend_cpu_create(int n_threads)
     backend *be = xcalloc(1, sizeof *be);
     be->name = "cpu";
     be->alloc = cpu_alloc;
+    be->alloc_host = cpu_alloc_host;
     be->free = cpu_free;
     be->zero = cpu_zero;
     be->copy_to_device = cpu_copy;

@@ -11,23 +11,28 @@
 typedef struct null_block {
     size_t n_bytes;
     mem_category cat;
+    int on_host;
 } null_block;
 
-static void *null_alloc(backend *be, size_t n_bytes, mem_category cat)
+static void *null_alloc_at(backend *be, size_t n_bytes, mem_category cat, int on_host)
 {
     null_block *b = xmalloc(sizeof *b);
     b->n_bytes = n_bytes;
     b->cat = cat;
-    backend_account_alloc(be, n_bytes, cat);
+    b->on_host = on_host;
+    backend_account_alloc(be, n_bytes, cat, on_host);
     return b;
 }
+
+static void *null_alloc(backend *be, size_t n_bytes, mem_category cat) { return null_alloc_at(be, n_bytes, cat, 0); }
+static void *null_alloc_host(backend *be, size_t n_bytes, mem_category cat) { return null_alloc_at(be, n_bytes, cat, 1); }
 
 static void null_free(backend *be, void *p)
 {
     if (!p)
         return;
     null_block *b = p;
-    backend_account_free(be, b->n_bytes, b->cat);
+    backend_account_free(be, b->n_bytes, b->cat, b->on_host);
     free(b);
 }
 
@@ -65,6 +70,7 @@ backend *backend_null_create(void)
     backend *be = xcalloc(1, sizeof *be);
     be->name = "plan";
     be->alloc = null_alloc;
+    be->alloc_host = null_alloc_host;
     be->free = null_free;
     be->zero = null_bytes;
     be->copy_to_device = null_copy;

@@ -63,16 +63,18 @@ void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt
     f->grad_shards = xcalloc((size_t)m->n_units, sizeof *f->grad_shards);
     f->shard_elems = xcalloc((size_t)m->n_units, sizeof *f->shard_elems);
     const size_t S = (size_t)f->shard_size;
+    /* fsdp_offload_params: the shards live in host memory */
+    void *(*shard_alloc)(backend *, size_t, mem_category) = opt->offload_params ? be->alloc_host : be->alloc;
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *mu = &m->units[ui];
         fsdp_unit *u = &f->units[ui];
         u->persistent = S == 1;
         u->storage_shard_bytes = round_up(mu->n_storage_bytes, S * STORAGE_ALIGN_BYTES) / S;
         u->train_shard_elems = round_up(mu->n_train_elems, S * TRAIN_ALIGN_ELEMS) / S;
-        u->storage_shard = be->alloc(be, u->storage_shard_bytes, MEM_FROZEN);
+        u->storage_shard = shard_alloc(be, u->storage_shard_bytes, MEM_FROZEN);
         if (mu->n_train_elems) {
-            u->train_shard = be->alloc(be, u->train_shard_elems * sizeof(float), MEM_TRAINABLE);
-            u->grad_shard = be->alloc(be, u->train_shard_elems * sizeof(float), MEM_GRADS);
+            u->train_shard = shard_alloc(be, u->train_shard_elems * sizeof(float), MEM_TRAINABLE);
+            u->grad_shard = shard_alloc(be, u->train_shard_elems * sizeof(float), MEM_GRADS);
             f->param_shards[ui] = u->train_shard;
             f->grad_shards[ui] = u->grad_shard;
             f->shard_elems[ui] = u->train_shard_elems;

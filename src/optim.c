@@ -38,8 +38,9 @@ double lr_schedule_factor(lr_schedule s, int step, int warmup_steps, int total_s
 }
 
 void optim_init(optimizer *o, backend *be, int n_ranges, const size_t *n_elems, float beta1, float beta2,
-                float eps, float weight_decay)
+                float eps, float weight_decay, int on_host)
 {
+    void *(*alloc)(backend *, size_t, mem_category) = on_host ? be->alloc_host : be->alloc;
     memset(o, 0, sizeof *o);
     o->beta1 = beta1, o->beta2 = beta2, o->eps = eps, o->weight_decay = weight_decay;
     o->n_ranges = n_ranges;
@@ -50,8 +51,8 @@ void optim_init(optimizer *o, backend *be, int n_ranges, const size_t *n_elems, 
         o->n_elems[i] = n_elems[i];
         if (!n_elems[i])
             continue;
-        o->m[i] = be->alloc(be, n_elems[i] * sizeof(float), MEM_OPTIMIZER);
-        o->v[i] = be->alloc(be, n_elems[i] * sizeof(float), MEM_OPTIMIZER);
+        o->m[i] = alloc(be, n_elems[i] * sizeof(float), MEM_OPTIMIZER);
+        o->v[i] = alloc(be, n_elems[i] * sizeof(float), MEM_OPTIMIZER);
     }
 }
 

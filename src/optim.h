@@ -29,8 +29,9 @@ typedef struct optimizer {
     float **m, **v;
 } optimizer;
 
+/* on_host: the moments live in host memory (fsdp_offload_params). */
 void optim_init(optimizer *o, backend *be, int n_ranges, const size_t *n_elems, float beta1, float beta2,
-                float eps, float weight_decay);
+                float eps, float weight_decay, int on_host);
 void optim_free(optimizer *o, backend *be);
 /* torch.nn.utils.clip_grad_norm_: scale by max/(norm+1e-6) when that is < 1.
  * Returns the factor applied (1 when none). */

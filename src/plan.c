@@ -61,7 +61,7 @@ static int plan_run(const run_config *c, errbuf *e)
     fsdp_bind_resident(&f);
     const int B = c->per_device_train_batch_size, T = c->max_seq_len, G = c->gradient_accumulation_steps;
     model_prepare(&m, B, T, c->gradient_checkpointing);
-    optim_init(&opt, be, f.n_ranges, f.shard_elems, 0.9f, 0.999f, 1e-8f, 0.0f);
+    optim_init(&opt, be, f.n_ranges, f.shard_elems, 0.9f, 0.999f, 1e-8f, 0.0f, acc.offload_params);
     m.training = 1;
 
     /* one optimizer step, as train.c runs it */
@@ -98,7 +98,11 @@ static int plan_run(const run_config *c, errbuf *e)
                c->num_processes, f.shard_size, f.replica_size, n_frozen, frozen_total, model_n_trainable(&m));
         for (int k = 0; k < MEM_N_CATEGORIES; k++)
             printf("%s\"%s\": %zu", k ? ", " : "", mem_category_names[k], be->peak_bytes[k]);
-        printf("}, \"peak_total_bytes\": %zu, \"bytes_sent_per_step\": {", be->peak_total_bytes);
+        size_t host = 0;
+        for (int k = 0; k < MEM_N_CATEGORIES; k++)
+            host += be->host_peak_bytes[k];
+        printf("}, \"peak_total_bytes\": %zu, \"host_offload_bytes\": %zu, \"bytes_sent_per_step\": {",
+               be->peak_total_bytes, host);
         for (int k = 0; k < COMM_N_OPS; k++)
             printf("%s\"%s\": %zu", k ? ", " : "", comm_op_name((comm_op_kind)k), cm->bytes_sent[k] - sent_before[k]);
         printf("}}\n");
@@ -114,6 +118,11 @@ static int plan_run(const run_config *c, errbuf *e)
         for (int k = 0; k < MEM_N_CATEGORIES; k++)
             printf("  %-17s %10.3f\n", mem_category_names[k], gib(be->peak_bytes[k]));
         printf("  %-17s %10.3f\n", "total", gib(be->peak_total_bytes));
+        size_t host = 0;
+        for (int k = 0; k < MEM_N_CATEGORIES; k++)
+            host += be->host_peak_bytes[k];
+        if (host)
+            printf("  %-17s %10.3f  (fsdp_offload_params: shards and AdamW moments)\n", "offloaded to host", gib(host));
         printf("bytes each rank sends per optimizer step (GiB):\n");
         size_t all = 0;
         for (int k = 0; k < COMM_N_OPS; k++) {

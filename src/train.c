@@ -149,7 +149,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     const step_plan plan = plan_steps(c, n_batches, s.world);
     model_prepare(&s.m, B, longest_row(&data), c->gradient_checkpointing);
     optim_init(&opt, s.be, s.f.n_ranges, s.f.shard_elems, (float)c->adam_beta1, (float)c->adam_beta2,
-               (float)c->adam_epsilon, (float)c->weight_decay);
+               (float)c->adam_epsilon, (float)c->weight_decay, s.acc.offload_params);
     s.m.training = 1;
     const lr_schedule sched = (lr_schedule)sched_id;
     log_info("shardtune train: %zu rows, %zu micro-batches of %d per epoch, %d rank(s) x %d accumulation, "
