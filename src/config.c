@@ -32,6 +32,7 @@ static const flag_def flags[] = {
     {"output_dir", F_STRING, OFF(output_dir), NULL, TRAIN, "where metrics.jsonl and the adapter go"},
     {"adapter", F_STRING, OFF(adapter), NULL, TRAIN_EVAL, "PEFT adapter directory to start from / evaluate"},
     {"config_file", F_STRING, OFF(config_file), NULL, TRAIN_EVAL, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
+    {"max_length", F_INT, OFF(max_seq_len), NULL, TRAIN_EVAL, "alias of --max_seq_len (newer train.py)"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
     {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", TRAIN, "micro-batch size"},
     {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL, "evaluation batch size"},

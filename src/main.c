@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         usage(stdout);
         rc = 0;
     } else if (!strcmp(cmd, "convert")) {
-        rc = cmd_convert(argc - 2, argv + 2);
+        rc = rank == 0 ? cmd_convert(argc - 2, argv + 2) : 0; /* one writer */
     } else if (!strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
         rc = cmd_run(!strcmp(cmd, "train") ? CMD_TRAIN : CMD_EVAL, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "plan")) {

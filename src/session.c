@@ -195,6 +195,8 @@ static void print_table(const session *s, const uint64_t *all, double hidden)
             log_info("peak memory per rank (MiB, %s backend):", s->be->name);
         if (row == STAT_SENT)
             log_info("bytes sent per rank (MiB, whole run):");
+        if (row == STAT_RSS)
+            log_info("process memory (MiB):");
         const char *name = row < STAT_TOTAL ? mem_category_names[row]
                            : row == STAT_TOTAL ? "total"
                            : row == STAT_HOST ? "offloaded to host"
