@@ -8,6 +8,7 @@
 #include "convert_llama2c.h"
 #include "log.h"
 #include "plan.h"
+#include "tokenizer.h"
 #include "train.h"
 
 static void usage(FILE *out)
@@ -18,6 +19,7 @@ static void usage(FILE *out)
             "  train     fine-tune LoRA adapters (flags as PEFT's train.py / TrainingArguments)\n"
             "  eval      mean token loss of a model (and adapter) over a dataset\n"
             "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
+            "  tokenize  --tokenizer PATH [--add_special_tokens True|False] [--decode] TEXT...\n"
             "  plan      expected memory per rank and traffic per step, from config.json alone\n"
             "  help      this text; `shardtune <command> --help` lists a command's flags\n");
 }
@@ -94,7 +96,9 @@ int main(int argc, char **argv)
         rc = cmd_run(!strcmp(cmd, "train") ? CMD_TRAIN : CMD_EVAL, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "plan")) {
         rc = rank == 0 ? plan_main(argc - 2, argv + 2) : 0;
-    } else if (!strcmp(cmd, "generate") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "export") ||
+    } else if (!strcmp(cmd, "tokenize")) {
+        rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
+    } else if (!strcmp(cmd, "generate") || !strcmp(cmd, "export") ||
                !strcmp(cmd, "merge")) {
         die(EXIT_USAGE, "%s: not supported yet", cmd);
     } else {

@@ -262,8 +262,8 @@ const char *tokenizer_id_to_token(const tokenizer *t, int id)
     if (id < 0)
         return NULL;
     int idx = added_find_id(&t->added, id);
-    if (idx >= 0)
-        return t->added.v[idx].content;
+    if (idx >= 0) /* as tokenizers: a normalized token as the normalizer wrote it */
+        return t->added.v[idx].normalized ? t->added.v[idx].norm : t->added.v[idx].content;
     return (size_t)id < t->bpe.n_tokens ? t->bpe.tokens[id] : NULL;
 }
 
@@ -290,7 +290,7 @@ int tokenizer_add_special_token(tokenizer *t, const char *content)
             id = (int32_t)tokenizer_vocab_size(t);
         added_put(&t->added, content, n, id, 1, 0, 0, 0, 0);
     }
-    added_refresh(&t->added);
+    added_refresh(&t->added, t->norm, t->n_norm);
     return id;
 }
 

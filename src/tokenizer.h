@@ -24,7 +24,9 @@ void tokenizer_free(tokenizer *t);
 
 /* Encodes n_bytes of UTF-8 text (invalid UTF-8 is an error).  With
  * add_special_tokens the post-processor's BOS/EOS are added.  *ids is
- * malloc'ed, the caller frees it. */
+ * malloc'ed, the caller frees it.  Several threads may encode and decode
+ * with one tokenizer at once (its word cache has a lock); adding tokens
+ * must not overlap with that. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t n_bytes, int add_special_tokens,
                      int32_t **ids, size_t *n_ids, errbuf *e);
 /* Decodes ids to UTF-8 text (malloc'ed, NUL-terminated); special tokens are
@@ -32,7 +34,7 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t n_bytes, int a
 int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special_tokens,
                      char **text, size_t *n_bytes, errbuf *e);
 
-size_t tokenizer_vocab_size(const tokenizer *t);   /* including added tokens */
+size_t tokenizer_vocab_size(const tokenizer *t);   /* largest id + 1, added tokens included */
 int tokenizer_token_to_id(const tokenizer *t, const char *token); /* -1 when absent */
 const char *tokenizer_id_to_token(const tokenizer *t, int id);   /* NULL when absent */
 /* Special token ids from tokenizer_config.json / the file; -1 when none. */
@@ -44,7 +46,8 @@ int tokenizer_unk_id(const tokenizer *t);
  * with special=true) with the next free id; returns its id (the existing id
  * when already present). */
 int tokenizer_add_special_token(tokenizer *t, const char *content);
-/* Sets which token is bos / eos / pad (by content; added when absent). */
+/* Sets which token is bos / eos / pad / unk (by content; added as a special
+ * token when absent).  Returns its id, or -1 (with e set) for another role. */
 int tokenizer_set_special(tokenizer *t, const char *role, const char *content, errbuf *e);
 /* Writes tokenizer.json and tokenizer_config.json into DIR (with added
  * tokens), so that a tuned model directory carries its tokenizer. */

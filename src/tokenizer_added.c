@@ -23,8 +23,10 @@ void added_init(added_vocab *a)
 
 void added_free(added_vocab *a)
 {
-    for (size_t i = 0; i < a->n; i++)
+    for (size_t i = 0; i < a->n; i++) {
         free(a->v[i].content);
+        free(a->v[i].norm);
+    }
     free(a->v);
     strmap_free(&a->by_content);
     strmap_free(&a->by_id);
@@ -56,6 +58,8 @@ size_t added_put(added_vocab *a, const char *content, size_t len, int32_t id, in
         memcpy(a->v[idx].content, content, len);
         a->v[idx].content[len] = '\0';
         a->v[idx].len = len;
+        a->v[idx].norm = NULL;
+        a->v[idx].norm_len = 0;
         strmap_put(&a->by_content, content, len, idx);
     }
     added_token *t = &a->v[idx];
@@ -98,22 +102,41 @@ static void set_build(added_set *s, const added_vocab *a, int normalized)
     memset(s->first, 0, sizeof s->first);
     for (size_t i = 0; i < a->n; i++) {
         const added_token *t = &a->v[i];
-        if ((int)t->normalized != normalized || t->len == 0)
+        const char *key = normalized ? t->norm : t->content;
+        size_t len = normalized ? t->norm_len : t->len;
+        if ((int)t->normalized != normalized || len == 0)
             continue;
-        strmap_put(&s->map, t->content, t->len, (int32_t)i);
-        unsigned char b = (unsigned char)t->content[0];
+        strmap_put(&s->map, key, len, (int32_t)i);
+        unsigned char b = (unsigned char)key[0];
         s->first[b >> 3] |= (uint8_t)(1u << (b & 7));
         size_t k = 0;
-        while (k < s->n_lens && s->lens[k] != t->len)
+        while (k < s->n_lens && s->lens[k] != len)
             k++;
         if (k == s->n_lens)
-            s->lens[s->n_lens++] = t->len;
+            s->lens[s->n_lens++] = len;
     }
     qsort(s->lens, s->n_lens, sizeof *s->lens, cmp_size_desc);
 }
 
-void added_refresh(added_vocab *a)
+void added_refresh(added_vocab *a, const norm_step *norm, size_t n_norm)
 {
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md)
+        die(EXIT_FAILURE_RUN, "tokenizer: out of memory");
+    for (size_t i = 0; i < a->n; i++) {
+        added_token *t = &a->v[i];
+        arena ar = {0};
+        const char *out;
+        size_t n_out;
+        free(t->norm);
+        normalize_run(norm, n_norm, t->content, t->len, &out, &n_out, &ar, md);
+        t->norm = xmalloc(n_out + 1);
+        memcpy(t->norm, out, n_out);
+        t->norm[n_out] = '\0';
+        t->norm_len = n_out;
+        arena_free(&ar);
+    }
+    pcre2_match_data_free(md);
     set_build(&a->raw, a, 0);
     set_build(&a->norm, a, 1);
 }
@@ -129,22 +152,50 @@ static void seg_push(segvec *out, size_t start, size_t end, int token)
     out->v[out->n++] = (added_segment){start, end, token};
 }
 
-/* A word character as regex's \w, approximated: ASCII letters, digits and
- * '_', and any non-ASCII character that is not whitespace. */
-static int is_word_char(uint32_t cp)
+/* A word character as the regex crate's \w (tokenizers' single_word test):
+ * Alphabetic, marks, decimal digits, connector punctuation.  Non-ASCII
+ * characters are looked up with a PCRE2 class compiled once. */
+static pcre2_code *word_re;
+static pthread_once_t word_re_once = PTHREAD_ONCE_INIT;
+
+static void word_re_compile(void)
 {
-    if (cp < 0x80)
-        return (cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z') ||
-               cp == '_';
-    return !unicode_is_whitespace(cp);
+    int code;
+    PCRE2_SIZE at;
+    word_re = pcre2_compile((PCRE2_SPTR) "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
+                            PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
+}
+
+static int is_word_char(const char *s, size_t len)
+{
+    unsigned char c = (unsigned char)s[0];
+    if (c < 0x80)
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+               c == '_';
+    pthread_once(&word_re_once, word_re_compile);
+    if (!word_re)
+        return 1;
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    int rc = md ? pcre2_match(word_re, (PCRE2_SPTR)s, len, 0, PCRE2_NO_UTF_CHECK | PCRE2_ANCHORED,
+                              md, NULL)
+                : -1;
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+/* Start of the character that ends at s[at). */
+static size_t char_start_before(const char *s, size_t at)
+{
+    size_t back = 1;
+    while (back < at && ((unsigned char)s[at - back] & 0xC0) == 0x80)
+        back++;
+    return at - back;
 }
 
 static uint32_t char_before(const char *s, size_t at)
 {
-    size_t back = 1, len;
-    while (back < at && ((unsigned char)s[at - back] & 0xC0) == 0x80)
-        back++;
-    return utf8_decode(s + at - back, &len);
+    size_t len;
+    return utf8_decode(s + char_start_before(s, at), &len);
 }
 
 void added_split(const added_vocab *a, int normalized_set, const char *s, size_t n, segvec *out)
@@ -171,8 +222,9 @@ void added_split(const added_vocab *a, int normalized_set, const char *s, size_t
         const added_token *t = &a->v[idx];
         size_t start = i, stop = i + len, clen;
         if (t->single_word) {
-            int start_space = start == 0 || !is_word_char(char_before(s, start));
-            int stop_space = stop == n || !is_word_char(utf8_decode(s + stop, &clen));
+            size_t prev = start ? char_start_before(s, start) : 0;
+            int start_space = start == 0 || !is_word_char(s + prev, start - prev);
+            int stop_space = stop == n || !is_word_char(s + stop, utf8_len((unsigned char)s[stop]));
             if (!start_space || !stop_space) {
                 i = stop; /* the search resumes after the match, as Aho-Corasick's */
                 continue;

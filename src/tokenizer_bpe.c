@@ -48,17 +48,19 @@ int bpe_add_token(bpe_model *m, const char *tok, size_t len, int32_t id, const c
 {
     if (id < 0)
         return err_set(e, "%s: model.vocab: token \"%s\" has the negative id %d", path, tok, id);
-    if ((size_t)id >= m->n_tokens) {
-        size_t n = (size_t)id + 1, cap = m->n_tokens ? m->n_tokens : 1024;
-        while (cap < n)
+    if ((size_t)id >= m->tokens_cap) {
+        size_t cap = m->tokens_cap ? m->tokens_cap : 1024;
+        while (cap <= (size_t)id)
             cap *= 2;
         char **grown = realloc(m->tokens, cap * sizeof *grown);
         if (!grown)
             return err_set(e, "%s: out of memory for %zu tokens", path, cap);
-        memset(grown + m->n_tokens, 0, (cap - m->n_tokens) * sizeof *grown);
+        memset(grown + m->tokens_cap, 0, (cap - m->tokens_cap) * sizeof *grown);
         m->tokens = grown;
-        m->n_tokens = n;
+        m->tokens_cap = cap;
     }
+    if ((size_t)id >= m->n_tokens)
+        m->n_tokens = (size_t)id + 1;
     if (m->tokens[id])
         return err_set(e, "%s: model.vocab: id %d is given to both \"%s\" and \"%s\"", path, id,
                        m->tokens[id], tok);
@@ -173,8 +175,6 @@ int bpe_finish(bpe_model *m, int byte_level, const char *path, errbuf *e)
             if (m->tokens[id] && meta_inside_token(m->tokens[id]))
                 m->cut_at_meta = 0;
     }
-    (void)path;
-    (void)e;
     return 0;
 }
 

@@ -204,8 +204,8 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n_ids, int s
         if (idx >= 0) {
             if (skip_special_tokens && t->added.v[idx].special)
                 continue;
-            tok = t->added.v[idx].content;
-        } else {
+        }
+        {
             tok = tokenizer_id_to_token(t, ids[i]);
             if (!tok) {
                 list_free(&l);

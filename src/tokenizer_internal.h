@@ -3,8 +3,9 @@
  * The tokenizer is split by concern: hash tables (tokenizer_map.c), UTF-8
  * and the byte-level alphabet (tokenizer_utf8.c), the BPE model
  * (tokenizer_bpe.c), normalizers and pre-tokenizers (tokenizer_pretok.c),
- * added tokens (tokenizer_added.c), reading tokenizer.json and the GPT-2
- * slow files (tokenizer_json.c, tokenizer_slow.c), decoding
+ * added tokens (tokenizer_added.c), reading tokenizer.json,
+ * tokenizer_config.json and the GPT-2 slow files (tokenizer_json.c,
+ * tokenizer_config.c, tokenizer_slow.c), decoding
  * (tokenizer_decode.c), saving (tokenizer_save.c) and the pipeline that ties
  * them together (tokenizer.c).  Nothing outside those files includes this. */
 #ifndef SHARDTUNE_TOKENIZER_INTERNAL_H
@@ -140,6 +141,7 @@ typedef struct bpe_model {
     strmap vocab;     /* token as written in the file -> id */
     char **tokens;    /* id -> token (NUL-terminated; NULL for a hole) */
     size_t n_tokens;  /* largest id + 1 */
+    size_t tokens_cap;
     pairmap merges;
     size_t n_merges;
     int32_t unk_id;   /* -1: none */
@@ -250,6 +252,8 @@ void pre_steps_free(pre_step *steps, size_t n);
 typedef struct added_token {
     char *content;
     size_t len;
+    char *norm;      /* content after the normalizer: what normalized=true matches */
+    size_t norm_len;
     int32_t id;
     unsigned special : 1, lstrip : 1, rstrip : 1, single_word : 1, normalized : 1;
 } added_token;
@@ -289,8 +293,10 @@ size_t added_put(added_vocab *a, const char *content, size_t len, int32_t id, in
                  int lstrip, int rstrip, int single_word, int normalized);
 int added_find_content(const added_vocab *a, const char *content, size_t len); /* index or -1 */
 int added_find_id(const added_vocab *a, int32_t id);                         /* index or -1 */
-/* Rebuilds the two matching sets after tokens were added. */
-void added_refresh(added_vocab *a);
+/* Rebuilds the two matching sets after tokens were added; tokens with
+ * normalized=true are matched as the normalizer writes them (as tokenizers
+ * does: with a Prepend normalizer "hello" matches "\u2581hello"). */
+void added_refresh(added_vocab *a, const norm_step *norm, size_t n_norm);
 /* Cuts s[0..n) into text and added-token segments (appended to out). */
 void added_split(const added_vocab *a, int normalized_set, const char *s, size_t n, segvec *out);
 
@@ -321,7 +327,6 @@ struct tokenizer {
     size_t n_norm;
     pre_step *pre;
     size_t n_pre;
-    int has_pre_tokenizer;
     dec_step *dec;
     size_t n_dec;
     int has_decoder;
@@ -334,7 +339,8 @@ struct tokenizer {
 
 /* tokenizer_json.c: fills t from a tokenizer.json tree (t->json). */
 int tokenizer_from_json(tokenizer *t, const char *path, errbuf *e);
-/* Reads tokenizer_config.json: special tokens and add_bos/eos_token. */
+/* tokenizer_config.c: applies t->config (tokenizer_config.json): special
+ * tokens and add_bos/eos_token. */
 int tokenizer_apply_config(tokenizer *t, const char *path, errbuf *e);
 /* tokenizer_slow.c: builds the tokenizer.json tree of a byte-level BPE
  * from vocab.json + merges.txt (GPT-2's). */
