@@ -114,10 +114,13 @@ void dataset_free(dataset *d)
     for (size_t i = 0; i < d->n_rows; i++) {
         free(d->ids[i]);
         free(d->labels[i]);
+        if (d->seg)
+            free(d->seg[i]);
     }
     free(d->len);
     free(d->ids);
     free(d->labels);
+    free(d->seg);
     memset(d, 0, sizeof *d);
 }
 
@@ -133,17 +136,28 @@ void dataset_batch(const dataset *d, const size_t *rows, int n, int pad_id, host
     hb->ids = xmalloc(total * sizeof(int32_t));
     hb->targets = xmalloc(total * sizeof(int32_t));
     hb->pos = xmalloc(total * sizeof(int32_t));
+    hb->seg = NULL;
+    for (int b = 0; b < n && d->seg && !hb->seg; b++)
+        if (d->seg[rows[b]])
+            hb->seg = xmalloc(total * sizeof(int32_t));
     hb->n_targets = 0;
     for (int b = 0; b < n; b++) {
         size_t r = rows[b];
         int len = d->len[r];
         const int32_t *labels = d->labels[r] ? d->labels[r] : d->ids[r];
+        const int32_t *seg = d->seg ? d->seg[r] : NULL;
+        int doc_start = 0;
         for (int t = 0; t < seq; t++) {
             size_t k = (size_t)b * seq + t;
             hb->ids[k] = t < len ? d->ids[r][t] : pad_id;
-            hb->pos[k] = t;
-            /* position t predicts token t+1 */
-            hb->targets[k] = t + 1 < len ? labels[t + 1] : IGNORE_INDEX;
+            if (seg && t > 0 && t < len && seg[t] != seg[t - 1])
+                doc_start = t; /* a new document: positions restart */
+            hb->pos[k] = t < len ? t - doc_start : t;
+            if (hb->seg)
+                hb->seg[k] = t >= len ? -1 : seg ? seg[t] : 0;
+            /* position t predicts token t+1, never across a document boundary */
+            int same_doc = !seg || (t + 1 < len && seg[t + 1] == seg[t]);
+            hb->targets[k] = t + 1 < len && same_doc ? labels[t + 1] : IGNORE_INDEX;
             if (hb->targets[k] != IGNORE_INDEX)
                 hb->n_targets++;
         }
@@ -155,6 +169,7 @@ void host_batch_free(host_batch *hb)
     free(hb->ids);
     free(hb->targets);
     free(hb->pos);
+    free(hb->seg);
     memset(hb, 0, sizeof *hb);
 }
 

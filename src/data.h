@@ -19,6 +19,9 @@ typedef struct dataset {
     int *len;           /* tokens per row after truncation */
     int32_t **ids;
     int32_t **labels;   /* NULL entry: labels = ids */
+    int32_t **seg;      /* NULL entry: one document; else the document of each
+                         * token (best-fit packing: positions restart at each
+                         * document, attention stays inside it) */
 } dataset;
 
 /* Reads PATH; every row truncated to max_seq_len, every id checked to be in
@@ -30,6 +33,7 @@ void dataset_free(dataset *d);
 typedef struct host_batch {
     int batch, seq;
     int32_t *ids, *targets, *pos;
+    int32_t *seg;       /* NULL unless a row has documents (then padding is -1) */
     size_t n_targets;   /* targets != IGNORE_INDEX */
 } host_batch;
 

@@ -127,6 +127,10 @@ void session_upload_batch(session *s, const host_batch *hb, model_batch *mb)
     mb->targets = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
     mb->pos = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
     mb->seg = NULL;
+    if (hb->seg) {
+        mb->seg = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+        be->copy_to_device(be, mb->seg, hb->seg, n_bytes);
+    }
     be->copy_to_device(be, mb->ids, hb->ids, n_bytes);
     be->copy_to_device(be, mb->targets, hb->targets, n_bytes);
     be->copy_to_device(be, mb->pos, hb->pos, n_bytes);
@@ -137,6 +141,7 @@ void session_release_batch(session *s, model_batch *mb)
     s->be->free(s->be, mb->ids);
     s->be->free(s->be, mb->targets);
     s->be->free(s->be, mb->pos);
+    s->be->free(s->be, mb->seg);
     memset(mb, 0, sizeof *mb);
 }
 
