@@ -93,6 +93,10 @@ struct backend {
                           const float *out, const float *lse, const float *q, const float *k,
                           const float *v, const int32_t *seg, int batch, int seq, int n_heads,
                           int n_kv_heads, int head_dim);
+    /* Attention of n_q new queries (absolute positions q_pos0 ..) over a
+     * key/value cache of n_kv rows [n_kv, Hkv, hd] (generation). */
+    void (*attention_decode)(backend *be, float *out, const float *q, const float *k_cache, const float *v_cache,
+                             int n_q, int q_pos0, int n_kv, int n_heads, int n_kv_heads, int head_dim);
     /* out = silu(gate) * up */
     void (*swiglu_fwd)(backend *be, float *out, const float *gate, const float *up, size_t n_elems);
     void (*swiglu_bwd)(backend *be, float *dgate, float *dup, const float *dout, const float *gate,

@@ -293,6 +293,49 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
             }
 }
 
+static void cpu_attention_decode(backend *be, float *out, const float *q, const float *k_cache,
+                                 const float *v_cache, int n_q, int q_pos0, int n_kv, int n_heads, int n_kv_heads,
+                                 int head_dim)
+{
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int group = n_heads / n_kv_heads;
+    const size_t q_stride = (size_t)n_heads * head_dim, kv_stride = (size_t)n_kv_heads * head_dim;
+#pragma omp parallel
+    {
+        float *score = xmalloc((size_t)n_kv * sizeof(float));
+#pragma omp for collapse(2) schedule(static)
+        for (int i = 0; i < n_q; i++)
+            for (int h = 0; h < n_heads; h++) {
+                const int visible = q_pos0 + i + 1 < n_kv ? q_pos0 + i + 1 : n_kv;
+                const float *qi = q + (size_t)i * q_stride + (size_t)h * head_dim;
+                const int kh = h / group;
+                float mx = -INFINITY;
+                for (int j = 0; j < visible; j++) {
+                    const float *kj = k_cache + (size_t)j * kv_stride + (size_t)kh * head_dim;
+                    float s = 0.0f;
+                    for (int d = 0; d < head_dim; d++)
+                        s += qi[d] * kj[d];
+                    score[j] = s * scale;
+                    mx = score[j] > mx ? score[j] : mx;
+                }
+                double sum = 0.0;
+                for (int j = 0; j < visible; j++) {
+                    score[j] = expf(score[j] - mx);
+                    sum += score[j];
+                }
+                float *oi = out + (size_t)i * q_stride + (size_t)h * head_dim;
+                memset(oi, 0, (size_t)head_dim * sizeof(float));
+                for (int j = 0; j < visible; j++) {
+                    const float *vj = v_cache + (size_t)j * kv_stride + (size_t)kh * head_dim;
+                    float p = (float)(score[j] / sum);
+                    for (int d = 0; d < head_dim; d++)
+                        oi[d] += p * vj[d];
+                }
+            }
+        free(score);
+    }
+}
+
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static void cpu_swiglu_fwd(backend *be, float *out, const float *gate, const float *up, size_t n_elems)
@@ -422,6 +465,7 @@ backend *backend_cpu_create(int n_threads)
     be->rope = cpu_rope;
     be->attention_fwd = cpu_attention_fwd;
     be->attention_bwd = cpu_attention_bwd;
+    be->attention_decode = cpu_attention_decode;
     be->swiglu_fwd = cpu_swiglu_fwd;
     be->swiglu_bwd = cpu_swiglu_bwd;
     be->dropout = cpu_dropout;

@@ -55,6 +55,8 @@ static void null_attn_fwd(backend *be, float *o, float *l, const float *q, const
 static void null_attn_bwd(backend *be, float *dq, float *dk, float *dv, const float *g, const float *o,
                           const float *l, const float *q, const float *k, const float *v, const int32_t *s, int b,
                           int t, int h, int kv, int d) {}
+static void null_attn_decode(backend *be, float *o, const float *q, const float *k, const float *v, int nq, int p0,
+                             int nkv, int h, int kvh, int d) {}
 static void null_swiglu_fwd(backend *be, float *o, const float *g, const float *u, size_t n) {}
 static void null_swiglu_bwd(backend *be, float *dg, float *du, const float *o, const float *g, const float *u,
                             size_t n) {}
@@ -88,6 +90,7 @@ backend *backend_null_create(void)
     be->rope = null_rope;
     be->attention_fwd = null_attn_fwd;
     be->attention_bwd = null_attn_bwd;
+    be->attention_decode = null_attn_decode;
     be->swiglu_fwd = null_swiglu_fwd;
     be->swiglu_bwd = null_swiglu_bwd;
     be->dropout = null_dropout;

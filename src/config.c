@@ -24,14 +24,15 @@ typedef struct flag_def {
 
 #define OFF(f) offsetof(run_config, f)
 #define TRAIN_EVAL (CMD_TRAIN | CMD_EVAL | CMD_DUMP | CMD_PLAN)
+#define MODEL_CMDS (TRAIN_EVAL | CMD_GENERATE)
 #define TRAIN (CMD_TRAIN | CMD_PLAN)
 
 static const flag_def flags[] = {
-    {"model_name_or_path", F_STRING, OFF(model_name_or_path), NULL, TRAIN_EVAL, "Hugging Face model directory"},
+    {"model_name_or_path", F_STRING, OFF(model_name_or_path), NULL, MODEL_CMDS, "Hugging Face model directory"},
     {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl with input_ids (and optional labels)"},
     {"output_dir", F_STRING, OFF(output_dir), NULL, TRAIN, "where metrics.jsonl and the adapter go"},
-    {"adapter", F_STRING, OFF(adapter), NULL, TRAIN_EVAL, "PEFT adapter directory to start from / evaluate"},
-    {"config_file", F_STRING, OFF(config_file), NULL, TRAIN_EVAL, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
+    {"adapter", F_STRING, OFF(adapter), NULL, MODEL_CMDS, "PEFT adapter directory to start from / evaluate"},
+    {"config_file", F_STRING, OFF(config_file), NULL, MODEL_CMDS, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
     {"max_length", F_INT, OFF(max_seq_len), NULL, TRAIN_EVAL, "alias of --max_seq_len (newer train.py)"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
     {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", TRAIN, "micro-batch size"},
@@ -48,7 +49,7 @@ static const flag_def flags[] = {
     {"adam_beta1", F_DOUBLE, OFF(adam_beta1), "0.9", TRAIN, "AdamW beta1"},
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
-    {"seed", F_INT, OFF(seed), "42", TRAIN_EVAL, "seed of data order, LoRA init and dropout"},
+    {"seed", F_INT, OFF(seed), "42", MODEL_CMDS, "seed of data order, LoRA init and dropout"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
     {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN, "recompute each layer in backward"},
     {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
@@ -58,6 +59,11 @@ static const flag_def flags[] = {
     {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", TRAIN, "all-linear or a list of q_proj,k_proj,..."},
     {"use_rslora", F_BOOL, OFF(use_rslora), "False", TRAIN, "scale alpha/sqrt(r)"},
     {"json", F_BOOL, OFF(json), "False", CMD_EVAL | CMD_PLAN, "print one JSON object"},
+    {"prompt", F_STRING, OFF(prompt), NULL, CMD_GENERATE, "text to continue"},
+    {"max_new_tokens", F_INT, OFF(max_new_tokens), "64", CMD_GENERATE, "tokens to generate at most"},
+    {"temperature", F_DOUBLE, OFF(temperature), "0", CMD_GENERATE, "0: greedy; otherwise sample at this temperature"},
+    {"top_p", F_DOUBLE, OFF(top_p), "1.0", CMD_GENERATE, "nucleus sampling: keep the most likely tokens up to this mass"},
+    {"chat", F_BOOL, OFF(chat), "False", CMD_GENERATE, "render the prompt as a user turn of the tokenizer's chat template"},
     {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
     {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
     {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
@@ -137,9 +143,13 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
 {
     if (!c->model_name_or_path)
         return err_set(e, "--model_name_or_path is required");
-    if (!c->dataset_name && cmd != CMD_PLAN)
+    if (!c->dataset_name && cmd != CMD_PLAN && cmd != CMD_GENERATE)
         return err_set(e, "--dataset_name is required");
-    if (c->max_seq_len < 2)
+    if (cmd == CMD_GENERATE && !c->prompt)
+        return err_set(e, "--prompt is required");
+    if (cmd == CMD_GENERATE && (c->max_new_tokens < 1 || c->temperature < 0 || c->top_p <= 0 || c->top_p > 1))
+        return err_set(e, "--max_new_tokens must be >= 1, --temperature >= 0, --top_p in (0, 1]");
+    if (c->max_seq_len < 2 && cmd != CMD_GENERATE)
         return err_set(e, "--max_seq_len: %d is too small (at least 2)", c->max_seq_len);
     if (cmd == CMD_PLAN && c->num_processes < 1)
         return err_set(e, "--num_processes: must be at least 1");

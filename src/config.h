@@ -5,7 +5,7 @@
 
 #include "log.h"
 
-typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4, CMD_PLAN = 8 } command_id;
+typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4, CMD_PLAN = 8, CMD_GENERATE = 16 } command_id;
 
 typedef struct run_config {
     /* model and data */
@@ -40,6 +40,11 @@ typedef struct run_config {
     int use_rslora;
     /* output */
     int json;
+    /* generate */
+    char *prompt;
+    int max_new_tokens;
+    double temperature, top_p;
+    int chat;
     /* plan */
     int num_processes;
     int ranks_per_node;

@@ -410,29 +410,50 @@ static int keeps_until_backward(const fsdp *f, int ui)
            f->m->units[ui].n_train_elems > 0;
 }
 
-double fsdp_forward_backward(fsdp *f, const model_batch *b, float grad_scale, int do_backward, float *logits)
+void fsdp_forward_each(fsdp *f, fsdp_unit_fn fn, void *arg, int keep_for_backward)
 {
     model *m = f->m;
     const int U = m->n_units, head = U - 1;
     const int tied = m->cfg.tie_word_embeddings;
-    double loss = 0.0;
-
     for (int ui = 0; ui < U; ui++) {
         gather_finish(f, ui);
         if (ui == head && tied)
             gather_finish(f, 0); /* the head reads the embedding's rows */
         if (f->opt.forward_prefetch && ui + 1 < U)
             gather_start(f, ui + 1);
-        if (ui == head)
-            loss = model_head_forward(m, b, grad_scale, do_backward, logits);
-        else
-            model_unit_forward(m, ui, b);
-        if (!(do_backward && keeps_until_backward(f, ui)) && !(ui == 0 && tied))
+        fn(m, ui, arg);
+        if (!(keep_for_backward && keeps_until_backward(f, ui)) && !(ui == 0 && tied))
             release(f, ui);
     }
     release(f, head);
     if (tied)
         release(f, 0);
+}
+
+typedef struct step_args {
+    const model_batch *b;
+    float grad_scale;
+    int do_backward;
+    float *logits;
+    double loss;
+} step_args;
+
+static void step_unit(model *m, int ui, void *arg)
+{
+    step_args *a = arg;
+    if (ui == m->n_units - 1)
+        a->loss = model_head_forward(m, a->b, a->grad_scale, a->do_backward, a->logits);
+    else
+        model_unit_forward(m, ui, a->b);
+}
+
+double fsdp_forward_backward(fsdp *f, const model_batch *b, float grad_scale, int do_backward, float *logits)
+{
+    model *m = f->m;
+    const int head = m->n_units - 1;
+    step_args args = {b, grad_scale, do_backward, logits, 0.0};
+    fsdp_forward_each(f, step_unit, &args, do_backward);
+    const double loss = args.loss;
     if (!do_backward)
         return loss;
 

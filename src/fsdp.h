@@ -60,6 +60,11 @@ int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf 
  * rank's gradient shards (accumulating).  Returns this rank's loss sum. */
 double fsdp_forward_backward(fsdp *f, const model_batch *b, float grad_scale, int do_backward, float *logits);
 void fsdp_zero_grads(fsdp *f);
+/* The forward half of the schedule with any per-unit computation (fn is
+ * called with the unit bound; generation uses it): gather, prefetch, call,
+ * release.  keep_for_backward keeps what SHARD_GRAD_OP keeps. */
+typedef void (*fsdp_unit_fn)(model *m, int ui, void *arg);
+void fsdp_forward_each(fsdp *f, fsdp_unit_fn fn, void *arg, int keep_for_backward);
 /* Completes gradient reduction (outstanding reduce-scatters, then the
  * replica all-reduce) and returns the global L2 norm of the gradients. */
 double fsdp_finish_grads(fsdp *f);

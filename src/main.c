@@ -7,6 +7,7 @@
 #include "config.h"
 #include "convert_llama2c.h"
 #include "log.h"
+#include "generate.h"
 #include "plan.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -20,6 +21,7 @@ static void usage(FILE *out)
             "  eval      mean token loss of a model (and adapter) over a dataset\n"
             "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
             "  tokenize  --tokenizer PATH [--add_special_tokens True|False] [--decode] TEXT...\n"
+            "  generate  --model_name_or_path DIR [--adapter DIR] --prompt TEXT --max_new_tokens N\n"
             "  plan      expected memory per rank and traffic per step, from config.json alone\n"
             "  help      this text; `shardtune <command> --help` lists a command's flags\n");
 }
@@ -98,7 +100,9 @@ int main(int argc, char **argv)
         rc = rank == 0 ? plan_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "tokenize")) {
         rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
-    } else if (!strcmp(cmd, "generate") || !strcmp(cmd, "export") ||
+    } else if (!strcmp(cmd, "generate")) {
+        rc = generate_main(argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "export") ||
                !strcmp(cmd, "merge")) {
         die(EXIT_USAGE, "%s: not supported yet", cmd);
     } else {

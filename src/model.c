@@ -572,6 +572,123 @@ void model_unit_backward(model *m, int ui, const model_batch *b)
 }
 
 /* ------------------------------------------------------------------ */
+/* generation                                                          */
+
+struct decode_state {
+    int max_len, len;       /* cache capacity and filled positions */
+    int n_new;              /* tokens of the step in flight */
+    float **k, **v;         /* per layer [max_len, kv_dim] */
+    layer_acts acts;        /* scratch for up to max_len new tokens */
+    float *x, *h, *rstd;    /* hidden state of the new tokens, final norm */
+    float *logits;
+    int32_t *ids, *pos;
+};
+
+void model_decode_begin(model *m, int max_len)
+{
+    backend *be = m->be;
+    const llama_config *c = &m->cfg;
+    size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    decode_state *d = xcalloc(1, sizeof *d);
+    d->max_len = max_len;
+    d->k = xcalloc((size_t)c->n_layers, sizeof *d->k);
+    d->v = xcalloc((size_t)c->n_layers, sizeof *d->v);
+    for (int l = 0; l < c->n_layers; l++) {
+        d->k[l] = act_alloc(m, (size_t)max_len * kv_dim);
+        d->v[l] = act_alloc(m, (size_t)max_len * kv_dim);
+    }
+    acts_alloc(m, &d->acts, (size_t)max_len);
+    d->x = act_alloc(m, (size_t)max_len * c->hidden_size);
+    d->h = act_alloc(m, (size_t)c->hidden_size);
+    d->rstd = act_alloc(m, 1);
+    d->logits = act_alloc(m, (size_t)c->vocab_size);
+    d->ids = be->alloc(be, (size_t)max_len * sizeof(int32_t), MEM_ACTIVATIONS);
+    d->pos = be->alloc(be, (size_t)max_len * sizeof(int32_t), MEM_ACTIVATIONS);
+    m->decode = d;
+    m->training = 0;
+    if (!m->scratch)
+        model_prepare(m, 1, 1, 0); /* linear_fwd's dropout scratch, unused */
+}
+
+static void decode_layer(model *m, int l, int n)
+{
+    backend *be = m->be;
+    const llama_config *c = &m->cfg;
+    decode_state *d = m->decode;
+    layer_acts *a = &d->acts;
+    const layer_view *v = &m->layers[l];
+    size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    float *k_new = d->k[l] + (size_t)d->len * kv_dim, *v_new = d->v[l] + (size_t)d->len * kv_dim;
+
+    be->rmsnorm_fwd(be, a->xn1, a->rstd1, d->x, v->attn_norm, n, c->hidden_size, c->rms_norm_eps);
+    linear_fwd(m, l, LIN_Q, a->xn1, n, a->q, 0, a->xa[LIN_Q]);
+    linear_fwd(m, l, LIN_K, a->xn1, n, k_new, 0, a->xa[LIN_K]);
+    linear_fwd(m, l, LIN_V, a->xn1, n, v_new, 0, a->xa[LIN_V]);
+    be->rope(be, a->q, d->pos, m->inv_freq, n, c->n_heads, c->head_dim, 0);
+    be->rope(be, k_new, d->pos, m->inv_freq, n, c->n_kv_heads, c->head_dim, 0);
+    be->attention_decode(be, a->attn, a->q, d->k[l], d->v[l], n, d->len, d->len + n, c->n_heads, c->n_kv_heads,
+                         c->head_dim);
+    linear_fwd(m, l, LIN_O, a->attn, n, d->x, 1, a->xa[LIN_O]);
+    be->rmsnorm_fwd(be, a->xn2, a->rstd2, d->x, v->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
+    linear_fwd(m, l, LIN_GATE, a->xn2, n, a->gate, 0, a->xa[LIN_GATE]);
+    linear_fwd(m, l, LIN_UP, a->xn2, n, a->up, 0, a->xa[LIN_UP]);
+    be->swiglu_fwd(be, a->act, a->gate, a->up, (size_t)n * c->intermediate_size);
+    linear_fwd(m, l, LIN_DOWN, a->act, n, d->x, 1, a->xa[LIN_DOWN]);
+}
+
+void model_decode_unit(model *m, int ui, const int32_t *host_ids, int n_new, float *host_logits)
+{
+    backend *be = m->be;
+    const llama_config *c = &m->cfg;
+    decode_state *d = m->decode;
+    const model_unit *u = &m->units[ui];
+    if (u->kind == UNIT_EMBEDDING) {
+        if (d->len + n_new > d->max_len)
+            die(EXIT_FAILURE_RUN, "generation: %d positions exceed the cache of %d", d->len + n_new, d->max_len);
+        int32_t *pos = xmalloc((size_t)n_new * sizeof *pos);
+        for (int i = 0; i < n_new; i++)
+            pos[i] = d->len + i;
+        be->copy_to_device(be, d->ids, host_ids, (size_t)n_new * sizeof(int32_t));
+        be->copy_to_device(be, d->pos, pos, (size_t)n_new * sizeof(int32_t));
+        free(pos);
+        d->n_new = n_new;
+        be->embedding_fwd(be, d->x, d->ids, m->embed, n_new, c->hidden_size);
+    } else if (u->kind == UNIT_LAYER) {
+        decode_layer(m, u->layer, d->n_new);
+    } else {
+        const float *last = d->x + (size_t)(d->n_new - 1) * c->hidden_size;
+        be->rmsnorm_fwd(be, d->h, d->rstd, last, m->final_norm, 1, c->hidden_size, c->rms_norm_eps);
+        be->matmul(be, 0, 1, 1, c->vocab_size, c->hidden_size, 1.0f, d->h, c->hidden_size, m->lm_head,
+                   c->hidden_size, 0.0f, d->logits, c->vocab_size);
+        be->copy_to_host(be, host_logits, d->logits, (size_t)c->vocab_size * sizeof(float));
+        d->len += d->n_new;
+    }
+}
+
+int model_decode_length(const model *m) { return m->decode ? m->decode->len : 0; }
+
+void model_decode_end(model *m)
+{
+    decode_state *d = m->decode;
+    if (!d)
+        return;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        m->be->free(m->be, d->k[l]);
+        m->be->free(m->be, d->v[l]);
+    }
+    free(d->k);
+    free(d->v);
+    acts_free(m, &d->acts);
+    float *bufs[] = {d->x, d->h, d->rstd, d->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        m->be->free(m->be, bufs[i]);
+    m->be->free(m->be, d->ids);
+    m->be->free(m->be, d->pos);
+    free(d);
+    m->decode = NULL;
+}
+
+/* ------------------------------------------------------------------ */
 
 size_t model_n_trainable(const model *m)
 {
@@ -595,6 +712,7 @@ const param_entry *model_find_trainable(const model *m, const char *peft_key, mo
 
 void model_free(model *m)
 {
+    model_decode_end(m);
     release_activations(m);
     for (int ui = 0; ui < m->n_units; ui++)
         free(m->units[ui].params);

@@ -60,6 +60,7 @@ typedef struct layer_view {
 } layer_view;
 
 typedef struct layer_acts layer_acts; /* private to model.c */
+typedef struct decode_state decode_state; /* private to model.c */
 
 typedef struct model {
     llama_config cfg;
@@ -80,6 +81,7 @@ typedef struct model {
     layer_acts *acts;    /* per layer (one shared when checkpointing) */
     float **layer_inputs; /* per layer input, kept in both modes */
     void *scratch;
+    decode_state *decode; /* generation: KV cache and scratch */
 } model;
 
 /* A micro-batch on the device: ids, targets (already shifted; -100 ignored),
@@ -119,6 +121,15 @@ void model_prepare(model *m, int batch, int seq, int checkpointing);
 void model_unit_forward(model *m, int ui, const model_batch *b);
 double model_head_forward(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits);
 void model_unit_backward(model *m, int ui, const model_batch *b);
+
+/* Generation with a KV cache, unit by unit like training (FSDP binds each
+ * unit first): begin sizes the cache for max_len positions; a step feeds
+ * n_new tokens (the prompt, then one at a time) through every unit, the
+ * head writing the logits of the last one (host [vocab]). */
+void model_decode_begin(model *m, int max_len);
+void model_decode_unit(model *m, int ui, const int32_t *host_ids, int n_new, float *host_logits);
+int model_decode_length(const model *m);
+void model_decode_end(model *m);
 
 size_t model_n_trainable(const model *m);
 

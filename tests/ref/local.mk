@@ -3,10 +3,11 @@
 # and checks that need no Python at all.
 TESTS += tests/ref/lora_grads_match_peft.sh tests/ref/train_matches_torch.sh \
 	tests/ref/checkpointing_bitwise.sh tests/ref/train_bad_flags.sh \
-	tests/ref/reference_selfcheck.sh
+	tests/ref/reference_selfcheck.sh tests/ref/generate_matches_hf.sh
 EXTRA_DIST += tests/ref/lora_grads_match_peft.sh tests/ref/train_matches_torch.sh \
 	tests/ref/checkpointing_bitwise.sh tests/ref/train_bad_flags.sh \
 	tests/ref/reference_selfcheck.sh tests/ref/tiny_model.sh \
 	tests/ref/reference_common.py tests/ref/make_tiny_llama.py tests/ref/reference_grads.py \
 	tests/ref/reference_train.py tests/ref/compare_tensors.py tests/ref/compare_metrics.py \
 	tests/ref/check_adapter.py tests/ref/selfcheck_reference.py
+EXTRA_DIST += tests/ref/generate_matches_hf.sh
