@@ -157,8 +157,8 @@ static int write_config(const model *m, const char *dir, const char *base, errbu
     return 0;
 }
 
-int peft_adapter_save(const model *m, float *const *host_train, const char *dir,
-                      const char *base_model_name_or_path, errbuf *e)
+int peft_adapter_save(const model *m, float *const *host_train, const adapter_extra *extra, int n_extra,
+                      const char *dir, const char *base_model_name_or_path, errbuf *e)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
@@ -171,6 +171,8 @@ int peft_adapter_save(const model *m, float *const *host_train, const char *dir,
                 st_writer_add(w, p->name, ST_F32, 2, p->shape, host_train[ui] + p->offset);
         }
     }
+    for (int i = 0; i < n_extra; i++)
+        st_writer_add(w, extra[i].key, extra[i].dtype, 2, extra[i].shape, extra[i].data);
     st_writer_metadata(w, "format", "pt");
     char path[4096];
     join_path(path, sizeof path, dir, "adapter_model.safetensors");

@@ -23,9 +23,19 @@ safetensors *peft_adapter_open_weights(const char *dir, errbuf *e);
  * trainable layout).  Every adapter tensor of the unit must be there with
  * its shape. */
 int peft_adapter_fill_unit(const safetensors *weights, const model *m, int ui, float *host_train, errbuf *e);
+/* A full tensor saved beside the LoRA weights: PEFT's saved embedding
+ * layers (base_model.model.model.embed_tokens.weight, ...lm_head.weight). */
+typedef struct adapter_extra {
+    const char *key;
+    st_dtype dtype;
+    int64_t shape[2];
+    const void *data;
+} adapter_extra;
+
 /* Writes DIR/adapter_config.json and DIR/adapter_model.safetensors from the
- * full trainable buffers of every unit (host_train[ui], NULL when empty). */
-int peft_adapter_save(const model *m, float *const *host_train, const char *dir,
-                      const char *base_model_name_or_path, errbuf *e);
+ * full trainable buffers of every unit (host_train[ui], NULL when empty)
+ * and n_extra further tensors. */
+int peft_adapter_save(const model *m, float *const *host_train, const adapter_extra *extra, int n_extra,
+                      const char *dir, const char *base_model_name_or_path, errbuf *e);
 
 #endif

@@ -66,3 +66,28 @@ void storage_to_f32(storage_dtype d, const void *in, float *out, size_t n_elems)
         break;
     }
 }
+
+void storage_from_f32(storage_dtype d, const float *in, void *out, size_t n_elems)
+{
+    unsigned char *p = out;
+    for (size_t i = 0; i < n_elems; i++) {
+        uint16_t h;
+        if (d == DT_F32) {
+            memcpy(p + 4 * i, &in[i], 4);
+            continue;
+        }
+        if (d == DT_BF16) {
+            uint32_t bits;
+            memcpy(&bits, &in[i], 4);
+            if ((bits & 0x7fffffffu) > 0x7f800000u)
+                h = (uint16_t)((bits >> 16) | 0x40u); /* NaN stays NaN */
+            else
+                h = (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+        } else {
+            _Float16 x = (_Float16)in[i];
+            memcpy(&h, &x, 2);
+        }
+        p[2 * i] = (unsigned char)(h & 0xff);
+        p[2 * i + 1] = (unsigned char)(h >> 8);
+    }
+}

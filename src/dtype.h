@@ -19,4 +19,7 @@ const char *storage_dtype_name(storage_dtype d);
  * (F32, BF16, F16). */
 void storage_to_f32(storage_dtype d, const void *in, float *out, size_t n_elems);
 
+/* fp32 to format d (F32, BF16, F16), rounding to nearest even. */
+void storage_from_f32(storage_dtype d, const float *in, void *out, size_t n_elems);
+
 #endif

@@ -208,7 +208,57 @@ static int check_module_states(fsdp *f, errbuf *e)
     return rc;
 }
 
-int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e)
+/* A unit with a resized or adapter-supplied tensor is assembled whole:
+ * the new vocabulary rows are the mean of the source's rows. */
+static int needs_assembly(const model_unit *mu)
+{
+    for (int i = 0; i < mu->n_params; i++)
+        if (!mu->params[i].trainable && (mu->params[i].from_adapter || mu->params[i].rows_in_file < mu->params[i].shape[0]))
+            return 1;
+    return 0;
+}
+
+static int assemble_unit(const model *m, int ui, const safetensors *st, const safetensors *adapter, range_reader *rr,
+                         uint8_t *dst, errbuf *e)
+{
+    const model_unit *mu = &m->units[ui];
+    for (int i = 0; i < mu->n_params; i++) {
+        const param_entry *p = &mu->params[i];
+        if (p->trainable)
+            continue;
+        size_t cols = p->n_dims > 1 ? (size_t)p->shape[1] : 1;
+        size_t file_bytes = storage_bytes(p->storage, (size_t)p->rows_in_file * cols);
+        uint8_t *out = dst + p->storage_offset;
+        const st_tensor *t = p->from_adapter ? safetensors_find(adapter, model_embedding_peft_key(p))
+                                             : safetensors_find(st, p->name);
+        if (!t || t->n_bytes != file_bytes)
+            return err_set(e, "tensor '%s' changed since the model was opened", p->name);
+        if (p->from_adapter)
+            memcpy(out, t->data, file_bytes);
+        else if (read_range(rr, t->file_path, t->file_offset, out, file_bytes, e) != 0)
+            return -1;
+        if (p->rows_in_file >= p->shape[0])
+            continue;
+        /* transformers' resize_token_embeddings: new rows = mean of the old */
+        double *acc = xcalloc(cols, sizeof *acc);
+        float *row = xmalloc(cols * sizeof *row);
+        size_t row_bytes = storage_bytes(p->storage, cols);
+        for (int64_t r = 0; r < p->rows_in_file; r++) {
+            storage_to_f32(p->storage, out + (size_t)r * row_bytes, row, cols);
+            for (size_t j = 0; j < cols; j++)
+                acc[j] += row[j];
+        }
+        for (size_t j = 0; j < cols; j++)
+            row[j] = (float)(acc[j] / (double)p->rows_in_file);
+        for (int64_t r = p->rows_in_file; r < p->shape[0]; r++)
+            storage_from_f32(p->storage, row, out + (size_t)r * row_bytes, cols);
+        free(acc);
+        free(row);
+    }
+    return 0;
+}
+
+int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter, errbuf *e)
 {
     model *m = f->m;
     comm *cm = f->cm;
@@ -232,14 +282,23 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e)
     for (int ui = 0; ui < m->n_units && rc == 0; ui++) {
         fsdp_unit *u = &f->units[ui];
         size_t lo = (size_t)f->shard_index * u->storage_shard_bytes;
-        if (efficient) {
+        size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
+        int assemble = needs_assembly(&m->units[ui]);
+        if (efficient && !assemble) {
             rc = read_storage_range(m, ui, st, &rr, lo, lo + u->storage_shard_bytes, u->storage_shard, e);
+        } else if (efficient) {
+            /* every rank builds this one unit whole, keeps its slice */
+            uint8_t *buf = xcalloc(full, 1);
+            rc = assemble_unit(m, ui, st, adapter, &rr, buf, e);
+            if (rc == 0)
+                f->be->copy_to_device(f->be, u->storage_shard, buf + lo, u->storage_shard_bytes);
+            free(buf);
         } else {
             /* rank 0 reads the unit, everyone takes its slice */
-            size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
             uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
             double bad = 0.0;
-            if (is_root && read_storage_range(m, ui, st, &rr, 0, full, buf, e) != 0)
+            if (is_root && (assemble ? assemble_unit(m, ui, st, adapter, &rr, buf, e)
+                                     : read_storage_range(m, ui, st, &rr, 0, full, buf, e)) != 0)
                 bad = 1.0;
             cm->all_reduce(cm, COMM_WORLD, &bad, 1, COMM_F64, 0);
             if (bad != 0.0)
@@ -269,12 +328,9 @@ void fsdp_bind_resident(fsdp *f)
             bind_persistent(f, ui);
 }
 
-int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf *e)
+int fsdp_load_trainable(fsdp *f, uint64_t seed, const safetensors *adapter, errbuf *e)
 {
     model *m = f->m;
-    safetensors *adapter = NULL;
-    if (adapter_dir && !(adapter = peft_adapter_open_weights(adapter_dir, e)))
-        return -1;
     int rc = 0;
     for (int ui = 0; ui < m->n_units && rc == 0; ui++) {
         fsdp_unit *u = &f->units[ui];
@@ -292,7 +348,6 @@ int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf 
                                   u->train_shard_elems * sizeof(float));
         free(host);
     }
-    safetensors_close(adapter);
     return rc;
 }
 
@@ -511,6 +566,26 @@ void fsdp_gather_trainable(fsdp *f, int ui, int gradients, float *host_train)
                       u->train_shard_elems * sizeof(float), 0);
     f->be->copy_to_host(f->be, host_train, full, f->m->units[ui].n_train_elems * sizeof(float));
     f->be->free(f->be, full);
+}
+
+void fsdp_gather_frozen_tensor(fsdp *f, int ui, const param_entry *p, void *host_out)
+{
+    fsdp_unit *u = &f->units[ui];
+    const model_unit *mu = &f->m->units[ui];
+    size_t n_bytes = storage_bytes(p->storage, p->n_elems);
+    if (u->persistent && !u->storage_shard) {
+        /* only the fp32 copy is kept: widening was exact, so narrowing is too */
+        float *tmp = xmalloc(p->n_elems * sizeof(float));
+        f->be->copy_to_host(f->be, tmp, mu->frozen + p->offset, p->n_elems * sizeof(float));
+        storage_from_f32(p->storage, tmp, host_out, p->n_elems);
+        free(tmp);
+        return;
+    }
+    size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
+    uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
+    f->cm->all_gather(f->cm, COMM_SHARD, u->storage_shard, buf, u->storage_shard_bytes, 0);
+    f->be->copy_to_host(f->be, host_out, buf + p->storage_offset, n_bytes);
+    f->be->free(f->be, buf);
 }
 
 void fsdp_free(fsdp *f)

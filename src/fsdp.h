@@ -46,14 +46,16 @@ void fsdp_free(fsdp *f);
  * cpu_ram_efficient_loading each rank copies only its own byte ranges out of
  * the (mmapped) safetensors files; without, rank 0 reads each unit and
  * broadcasts it.  With sync_module_states, ranks then check that they read
- * the same files and that replicas of a shard hold the same bytes. */
-int fsdp_load_frozen(fsdp *f, const char *model_dir, errbuf *e);
+ * the same files and that replicas of a shard hold the same bytes.  Units
+ * with a resized vocabulary or embedding layers from the adapter (may be
+ * NULL) are built whole on each rank (one unit at a time). */
+int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter, errbuf *e);
 /* Binds the units whose shard is their whole buffer (a one-rank shard
  * group) for good; fsdp_load_frozen does it, plans call it alone. */
 void fsdp_bind_resident(fsdp *f);
 /* Fills the trainable shards: LoRA's initialisation from seed, or the
- * tensors of a PEFT adapter directory when adapter_dir is not NULL. */
-int fsdp_load_trainable(fsdp *f, uint64_t seed, const char *adapter_dir, errbuf *e);
+ * tensors of a PEFT adapter's weights when adapter is not NULL. */
+int fsdp_load_trainable(fsdp *f, uint64_t seed, const safetensors *adapter, errbuf *e);
 
 /* One micro-batch through every unit with the strategy's gather / release
  * / prefetch schedule; adapter gradients are reduce-scattered into this
@@ -71,5 +73,9 @@ double fsdp_finish_grads(fsdp *f);
 /* All-gathers unit ui's trainable tensors (or, with gradients, their
  * gradients) into host_train on every rank. */
 void fsdp_gather_trainable(fsdp *f, int ui, int gradients, float *host_train);
+
+/* Collects frozen tensor p of unit ui in its storage format into host_out
+ * on every rank (for saving the resized embedding layers). */
+void fsdp_gather_frozen_tensor(fsdp *f, int ui, const param_entry *p, void *host_out);
 
 #endif

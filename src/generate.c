@@ -107,7 +107,7 @@ static int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
         err_set(e, "--prompt: no tokens");
         goto out_tok;
     }
-    if (session_open(&s, c, 0, argc, argv, e) != 0)
+    if (session_open(&s, c, 0, 0, argc, argv, e) != 0)
         goto out;
     const int vocab = s.m.cfg.vocab_size;
     const int total = (int)n_ids + c->max_new_tokens;

@@ -172,9 +172,40 @@ static void rope_inv_freq(const llama_config *c, float *inv_freq)
     }
 }
 
-/* Gives each frozen tensor its storage format (the file's) and its byte
- * offset in the unit's storage buffer, checking presence and shape. */
-static int assign_storage(model *m, const safetensors *st, const char *dir, errbuf *e)
+const char *model_embedding_peft_key(const param_entry *p)
+{
+    if (strcmp(p->name, "model.embed_tokens.weight") == 0)
+        return "base_model.model.model.embed_tokens.weight";
+    if (strcmp(p->name, "lm_head.weight") == 0)
+        return "base_model.model.lm_head.weight";
+    return "";
+}
+
+int model_saves_embeddings(const model *m)
+{
+    if (m->cfg.vocab_size != m->base_vocab_size)
+        return 1;
+    for (int i = 0; i < m->units[0].n_params; i++)
+        if (m->units[0].params[i].from_adapter)
+            return 1;
+    return 0;
+}
+
+static int storage_of_dtype(st_dtype d, storage_dtype *out)
+{
+    switch (d) {
+    case ST_F32: *out = DT_F32; return 0;
+    case ST_BF16: *out = DT_BF16; return 0;
+    case ST_F16: *out = DT_F16; return 0;
+    default: return -1;
+    }
+}
+
+/* Gives each frozen tensor its source (base model or adapter), storage
+ * format (the source's) and byte offset in the unit's storage buffer,
+ * checking presence and shape; resized vocabulary rows beyond the source
+ * are filled at load. */
+static int assign_storage(model *m, const safetensors *st, const safetensors *adapter, const char *dir, errbuf *e)
 {
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *u = &m->units[ui];
@@ -184,24 +215,28 @@ static int assign_storage(model *m, const safetensors *st, const char *dir, errb
             param_entry *p = &u->params[i];
             if (p->trainable)
                 continue;
-            const st_tensor *t = safetensors_find(st, p->name);
+            const char *akey = model_embedding_peft_key(p);
+            const st_tensor *t = adapter && *akey ? safetensors_find(adapter, akey) : NULL;
+            p->from_adapter = t != NULL;
+            p->rows_in_file = p->shape[0];
+            if (!t) {
+                t = safetensors_find(st, p->name);
+                if (*akey)
+                    p->rows_in_file = m->base_vocab_size;
+            }
             if (!t) {
                 if (p->n_dims > 1)
                     return err_set(e, "%s: missing tensor '%s' (expected shape [%lld, %lld])", dir, p->name,
-                                   (long long)p->shape[0], (long long)p->shape[1]);
+                                   (long long)p->rows_in_file, (long long)p->shape[1]);
                 return err_set(e, "%s: missing tensor '%s' (expected shape [%lld])", dir, p->name,
                                (long long)p->shape[0]);
             }
-            if (st_tensor_check_shape(t, p->n_dims, p->shape, e) != 0)
+            int64_t want[2] = {p->rows_in_file, p->shape[1]};
+            if (st_tensor_check_shape(t, p->n_dims, p->n_dims > 1 ? want : p->shape, e) != 0)
                 return -1;
-            switch (t->dtype) {
-            case ST_F32: p->storage = DT_F32; break;
-            case ST_BF16: p->storage = DT_BF16; break;
-            case ST_F16: p->storage = DT_F16; break;
-            default:
-                return err_set(e, "%s: tensor '%s' has dtype %s; base weights must be F32, BF16 or F16", dir,
-                               p->name, st_dtype_name(t->dtype));
-            }
+            if (storage_of_dtype(t->dtype, &p->storage) != 0)
+                return err_set(e, "%s: tensor '%s' has dtype %s; base weights must be F32, BF16 or F16",
+                               p->from_adapter ? "adapter" : dir, p->name, st_dtype_name(t->dtype));
             if (p->storage != DT_F32)
                 u->storage_is_f32 = 0;
             p->storage_offset = u->n_storage_bytes;
@@ -224,6 +259,7 @@ static void assign_planned_storage(model *m, storage_dtype dt, int nf4_linear)
             if (p->trainable)
                 continue;
             p->storage = nf4_linear && u->kind == UNIT_LAYER && p->n_dims == 2 ? DT_NF4 : dt;
+            p->rows_in_file = p->shape[0];
             p->storage_offset = u->n_storage_bytes;
             u->n_storage_bytes += storage_bytes(p->storage, p->n_elems);
         }
@@ -246,12 +282,16 @@ void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_tra
     }
 }
 
-static int init_tables(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e)
+static int init_tables(model *m, const char *model_dir, const lora_config *lc, int vocab_size, backend *be,
+                       errbuf *e)
 {
     memset(m, 0, sizeof *m);
     m->be = be;
     if (llama_config_load(model_dir, &m->cfg, e) != 0)
         return -1;
+    m->base_vocab_size = m->cfg.vocab_size;
+    if (vocab_size > m->cfg.vocab_size)
+        m->cfg.vocab_size = vocab_size;
     m->lora = *lc;
     if (m->lora.r <= 0)
         m->lora.target_mask = 0;
@@ -266,14 +306,19 @@ static int init_tables(model *m, const char *model_dir, const lora_config *lc, b
     return 0;
 }
 
-int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e)
+int model_init(model *m, const char *model_dir, const lora_config *lc, int vocab_size, const safetensors *adapter,
+               backend *be, errbuf *e)
 {
-    if (init_tables(m, model_dir, lc, be, e) != 0)
+    /* an adapter that saved the embedding layers fixes the vocabulary */
+    const st_tensor *emb = adapter ? safetensors_find(adapter, "base_model.model.model.embed_tokens.weight") : NULL;
+    if (emb && emb->n_dims == 2 && emb->shape[0] > vocab_size)
+        vocab_size = (int)emb->shape[0];
+    if (init_tables(m, model_dir, lc, vocab_size, be, e) != 0)
         return -1;
     safetensors *st = safetensors_open_dir(model_dir, e);
     if (!st)
         return -1;
-    int rc = assign_storage(m, st, model_dir, e);
+    int rc = assign_storage(m, st, adapter, model_dir, e);
     safetensors_close(st);
     return rc;
 }
@@ -281,7 +326,7 @@ int model_init(model *m, const char *model_dir, const lora_config *lc, backend *
 int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, int nf4_linear,
                        backend *be, errbuf *e)
 {
-    if (init_tables(m, config_path, lc, be, e) != 0)
+    if (init_tables(m, config_path, lc, 0, be, e) != 0)
         return -1;
     assign_planned_storage(m, dt, nf4_linear);
     return 0;

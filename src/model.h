@@ -19,6 +19,7 @@
 #include "dtype.h"
 #include "hf_config.h"
 #include "lora.h"
+#include "safetensors.h"
 
 typedef enum unit_kind { UNIT_EMBEDDING, UNIT_LAYER, UNIT_HEAD } unit_kind;
 
@@ -30,6 +31,10 @@ typedef struct param_entry {
     size_t offset;      /* in elements, into the unit's fp32 compute buffer */
     storage_dtype storage;     /* frozen: format in the flat storage buffer */
     size_t storage_offset;     /* frozen: byte offset in the flat storage buffer */
+    int64_t rows_in_file;      /* frozen: rows the source holds (fewer when the
+                                * vocabulary was resized: the rest are the mean) */
+    int from_adapter;          /* frozen: read from the adapter (PEFT's saved
+                                * embedding layers), not the base model */
     int trainable;
     int layer;          /* -1 outside decoder layers */
     linear_id lin;      /* for LoRA tensors */
@@ -64,6 +69,7 @@ typedef struct decode_state decode_state; /* private to model.c */
 
 typedef struct model {
     llama_config cfg;
+    int base_vocab_size;  /* config.json's; cfg.vocab_size differs once resized */
     lora_config lora;
     float lora_scale;
     backend *be;
@@ -94,8 +100,18 @@ typedef struct model_batch {
 /* Reads config.json and the safetensors headers of MODEL_DIR and builds
  * the units' parameter tables (lc->r == 0 or no targets: no adapter).
  * Checks every tensor's presence, shape and dtype (F32, BF16, F16); loads
- * no weight data (fsdp.c does, shard by shard). */
-int model_init(model *m, const char *model_dir, const lora_config *lc, backend *be, errbuf *e);
+ * no weight data (fsdp.c does, shard by shard).  vocab_size > config's
+ * resizes the embedding and lm_head (new rows: the mean of the old ones,
+ * as transformers' resize_token_embeddings).  adapter (may be NULL): a PEFT
+ * adapter's weights; embedding layers it saved replace the base model's
+ * (and set the vocabulary size). */
+int model_init(model *m, const char *model_dir, const lora_config *lc, int vocab_size, const safetensors *adapter,
+               backend *be, errbuf *e);
+/* PEFT's keys for saved embedding layers ("" when p is not one). */
+const char *model_embedding_peft_key(const param_entry *p);
+/* True when the adapter must carry the embedding layers (vocab resized or
+ * they came from an adapter): PEFT's save_embedding_layers "auto". */
+int model_saves_embeddings(const model *m);
 /* The same tables from config.json alone (a directory or the file), every
  * frozen tensor taken to be stored as dt (the linear layers' weights as NF4
  * when nf4_linear): for plans, which load nothing. */

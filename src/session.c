@@ -63,7 +63,7 @@ int session_load_accel_config(accel_config *acc, const run_config *c, int world,
     return 0;
 }
 
-int session_open(session *s, const run_config *c, int want_lora, int argc, char **argv, errbuf *e)
+int session_open(session *s, const run_config *c, int want_lora, int vocab_size, int argc, char **argv, errbuf *e)
 {
     memset(s, 0, sizeof *s);
     MPI_Comm_rank(MPI_COMM_WORLD, &s->rank);
@@ -91,12 +91,21 @@ int session_open(session *s, const run_config *c, int want_lora, int argc, char 
         if (lora_parse_targets(c->lora_target_modules, &lc.target_mask, e) != 0)
             return -1;
     }
-    if (model_init(&s->m, c->model_name_or_path, &lc, s->be, e) != 0)
+    safetensors *adapter = NULL;
+    if (c->adapter && !(adapter = peft_adapter_open_weights(c->adapter, e)))
         return -1;
+    int rc = -1;
+    if (model_init(&s->m, c->model_name_or_path, &lc, vocab_size, adapter, s->be, e) != 0)
+        goto out;
     fsdp_init(&s->f, &s->m, s->be, s->cm, &s->acc);
-    if (fsdp_load_frozen(&s->f, c->model_name_or_path, e) != 0)
-        return -1;
-    if (fsdp_load_trainable(&s->f, (uint64_t)c->seed, c->adapter, e) != 0)
+    if (fsdp_load_frozen(&s->f, c->model_name_or_path, adapter, e) != 0)
+        goto out;
+    if (fsdp_load_trainable(&s->f, (uint64_t)c->seed, adapter, e) != 0)
+        goto out;
+    rc = 0;
+out:
+    safetensors_close(adapter);
+    if (rc != 0)
         return -1;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)

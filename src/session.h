@@ -23,10 +23,12 @@ typedef struct session {
 } session;
 
 /* want_lora: build adapters from the LoRA flags (train) when no --adapter
- * is given; otherwise a model without adapters (eval).  argc/argv are the
+ * is given; otherwise a model without adapters (eval).  vocab_size: the
+ * tokenizer's size once chat tokens were added (0: config.json's); an
+ * adapter that saved embedding layers sets it too.  argc/argv are the
  * command's flags: every rank checks that all ranks got the same ones and
  * the same accelerate configuration. */
-int session_open(session *s, const run_config *c, int want_lora, int argc, char **argv, errbuf *e);
+int session_open(session *s, const run_config *c, int want_lora, int vocab_size, int argc, char **argv, errbuf *e);
 void session_close(session *s);
 /* The accelerate configuration of a run of `world` ranks: defaults, then
  * --config_file, then accelerate's environment variables; num_processes

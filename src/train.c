@@ -57,6 +57,10 @@ static step_plan plan_steps(const run_config *c, size_t n_batches, int world)
     return p;
 }
 
+static st_dtype st_dtype_of(storage_dtype d) { return d == DT_BF16 ? ST_BF16 : d == DT_F16 ? ST_F16 : ST_F32; }
+
+/* The adapter, and the embedding layers when the vocabulary was resized
+ * (PEFT's save_embedding_layers "auto"). */
 static int save_adapter(session *s, const char *dir, const char *base, errbuf *e)
 {
     model *m = &s->m;
@@ -66,7 +70,22 @@ static int save_adapter(session *s, const char *dir, const char *base, errbuf *e
             host[ui] = xmalloc(m->units[ui].n_train_elems * sizeof(float));
             fsdp_gather_trainable(&s->f, ui, 0, host[ui]); /* collective: every rank */
         }
-    int rc = s->rank == 0 ? peft_adapter_save(m, host, dir, base, e) : 0;
+    adapter_extra extra[2];
+    int n_extra = 0;
+    if (model_saves_embeddings(m))
+        for (int ui = 0; ui < m->n_units; ui++)
+            for (int i = 0; i < m->units[ui].n_params; i++) {
+                const param_entry *p = &m->units[ui].params[i];
+                if (p->trainable || !*model_embedding_peft_key(p))
+                    continue;
+                void *data = xmalloc(storage_bytes(p->storage, p->n_elems));
+                fsdp_gather_frozen_tensor(&s->f, ui, p, data);
+                extra[n_extra++] = (adapter_extra){model_embedding_peft_key(p), st_dtype_of(p->storage),
+                                                   {p->shape[0], p->shape[1]}, data};
+            }
+    int rc = s->rank == 0 ? peft_adapter_save(m, host, extra, n_extra, dir, base, e) : 0;
+    for (int i = 0; i < n_extra; i++)
+        free((void *)extra[i].data);
     for (int ui = 0; ui < m->n_units; ui++)
         free(host[ui]);
     free(host);
@@ -126,7 +145,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     sampler smp = {0};
     optimizer opt = {0};
     FILE *metrics = NULL;
-    if (session_open(&s, c, 1, argc, argv, e) != 0)
+    if (session_open(&s, c, 1, 0, argc, argv, e) != 0)
         goto out;
     if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, s.m.cfg.vocab_size, &data, e) != 0)
         goto out;
@@ -217,7 +236,7 @@ int eval_run(const run_config *c, int argc, char **argv, errbuf *e)
     int rc = -1;
     session s;
     dataset data = {0};
-    if (session_open(&s, c, 0, argc, argv, e) != 0)
+    if (session_open(&s, c, 0, 0, argc, argv, e) != 0)
         goto out;
     if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, s.m.cfg.vocab_size, &data, e) != 0)
         goto out;

@@ -23,7 +23,7 @@ int main(int argc, char **argv)
     if (config_parse(&c, CMD_DUMP, argc - 1, argv + 1, &e) != 0)
         die(EXIT_USAGE, "%s", e.msg);
     session s;
-    if (session_open(&s, &c, 0, argc - 1, argv + 1, &e) != 0)
+    if (session_open(&s, &c, 0, 0, argc - 1, argv + 1, &e) != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);
     model *m = &s.m;
     dataset d;
