@@ -93,21 +93,30 @@ static void materialize(fsdp *f, int ui, const uint8_t *storage, float *out)
     }
 }
 
+/* Binds the fp32 frozen weights from full storage bytes: the bytes
+ * themselves when they are fp32, else a widened copy (in category cat), the
+ * storage then freed, as nothing reads it again. */
+static void bind_frozen(fsdp *f, int ui, uint8_t **storage, mem_category cat)
+{
+    model_unit *mu = &f->m->units[ui];
+    fsdp_unit *u = &f->units[ui];
+    if (mu->storage_is_f32) {
+        mu->frozen = (float *)*storage;
+        return;
+    }
+    u->frozen_f32 = f->be->alloc(f->be, mu->n_frozen_elems * sizeof(float), cat);
+    materialize(f, ui, *storage, u->frozen_f32);
+    f->be->free(f->be, *storage);
+    *storage = NULL;
+    mu->frozen = u->frozen_f32;
+}
+
 /* A one-rank shard group: bind the shards as the full buffers, once. */
 static void bind_persistent(fsdp *f, int ui)
 {
     model_unit *mu = &f->m->units[ui];
     fsdp_unit *u = &f->units[ui];
-    if (mu->storage_is_f32) {
-        mu->frozen = (float *)u->storage_shard;
-    } else {
-        /* keep only the fp32 copy: nothing will gather the storage again */
-        u->frozen_f32 = f->be->alloc(f->be, mu->n_frozen_elems * sizeof(float), MEM_FROZEN);
-        materialize(f, ui, u->storage_shard, u->frozen_f32);
-        f->be->free(f->be, u->storage_shard);
-        u->storage_shard = NULL;
-        mu->frozen = u->frozen_f32;
-    }
+    bind_frozen(f, ui, &u->storage_shard, MEM_FROZEN);
     mu->train = u->train_shard;
     mu->grad = u->grad_shard;
     u->state = READY;
@@ -383,15 +392,7 @@ static void gather_finish(fsdp *f, int ui)
     f->cm->wait(f->cm, u->gather_storage);
     f->cm->wait(f->cm, u->gather_train);
     u->gather_storage = u->gather_train = NULL;
-    if (mu->storage_is_f32) {
-        mu->frozen = (float *)u->storage_full;
-    } else {
-        u->frozen_f32 = f->be->alloc(f->be, mu->n_frozen_elems * sizeof(float), MEM_GATHERED);
-        materialize(f, ui, u->storage_full, u->frozen_f32);
-        f->be->free(f->be, u->storage_full);
-        u->storage_full = NULL;
-        mu->frozen = u->frozen_f32;
-    }
+    bind_frozen(f, ui, &u->storage_full, MEM_GATHERED);
     mu->train = u->train_full;
     u->state = READY;
     model_bind_unit(f->m, ui);
