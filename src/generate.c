@@ -86,7 +86,7 @@ static tokenizer *load_tokenizer(const run_config *c, errbuf *e)
     return tokenizer_load(c->model_name_or_path, e);
 }
 
-static int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
+int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     tokenizer *tok = load_tokenizer(c, e);
     if (!tok)
@@ -128,10 +128,12 @@ static int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
             break;
     }
     size_t n_text = 0;
-    if (tokenizer_decode(tok, ids + n_ids, (size_t)n - n_ids, 1, &text, &n_text, e) != 0)
+    /* decode prompt and continuation together: decoders strip the leading
+     * space of a sequence, which would eat the one between the two */
+    if (tokenizer_decode(tok, ids, (size_t)n, 1, &text, &n_text, e) != 0)
         goto out;
     if (s.rank == 0) {
-        printf("%s%s\n", c->prompt, text);
+        printf("%s\n", text);
         fprintf(stderr, "generated %d tokens:", n - (int)n_ids);
         for (int i = (int)n_ids; i < n; i++)
             fprintf(stderr, " %d", ids[i]);
@@ -147,17 +149,4 @@ out_tok:
     free(ids);
     tokenizer_free(tok);
     return rc;
-}
-
-int generate_main(int argc, char **argv)
-{
-    run_config c;
-    errbuf e;
-    if (config_parse(&c, CMD_GENERATE, argc, argv, &e) != 0)
-        die(EXIT_USAGE, "%s", e.msg);
-    int rc = generate_run(&c, argc, argv, &e);
-    config_free(&c);
-    if (rc != 0)
-        die(EXIT_FAILURE_RUN, "%s", e.msg);
-    return 0;
 }

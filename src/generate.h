@@ -3,6 +3,8 @@
 #ifndef SHARDTUNE_GENERATE_H
 #define SHARDTUNE_GENERATE_H
 
-int generate_main(int argc, char **argv);
+#include "config.h"
+
+int generate_run(const run_config *c, int argc, char **argv, errbuf *e);
 
 #endif

@@ -54,11 +54,14 @@ static int cmd_convert(int argc, char **argv)
     return 0;
 }
 
-static int cmd_run(command_id cmd, int argc, char **argv)
+/* The commands that take run_config flags: parse, run, report. */
+typedef int (*command_fn)(const run_config *c, int argc, char **argv, errbuf *e);
+
+static int cmd_run(const char *name, command_id cmd, command_fn fn, int argc, char **argv)
 {
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("flags of shardtune %s:\n", cmd == CMD_TRAIN ? "train" : "eval");
+            printf("flags of shardtune %s:\n", name);
             config_print_help(cmd);
             return 0;
         }
@@ -66,7 +69,7 @@ static int cmd_run(command_id cmd, int argc, char **argv)
     errbuf e;
     if (config_parse(&c, cmd, argc, argv, &e) != 0)
         die(EXIT_USAGE, "%s", e.msg);
-    int rc = cmd == CMD_TRAIN ? train_run(&c, argc, argv, &e) : eval_run(&c, argc, argv, &e);
+    int rc = fn(&c, argc, argv, &e);
     config_free(&c);
     if (rc != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);
@@ -94,14 +97,16 @@ int main(int argc, char **argv)
         rc = 0;
     } else if (!strcmp(cmd, "convert")) {
         rc = rank == 0 ? cmd_convert(argc - 2, argv + 2) : 0; /* one writer */
-    } else if (!strcmp(cmd, "train") || !strcmp(cmd, "eval")) {
-        rc = cmd_run(!strcmp(cmd, "train") ? CMD_TRAIN : CMD_EVAL, argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "train")) {
+        rc = cmd_run(cmd, CMD_TRAIN, train_run, argc - 2, argv + 2);
+    } else if (!strcmp(cmd, "eval")) {
+        rc = cmd_run(cmd, CMD_EVAL, eval_run, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "plan")) {
-        rc = rank == 0 ? plan_main(argc - 2, argv + 2) : 0;
+        rc = rank == 0 ? cmd_run(cmd, CMD_PLAN, plan_run, argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "tokenize")) {
         rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "generate")) {
-        rc = generate_main(argc - 2, argv + 2);
+        rc = cmd_run(cmd, CMD_GENERATE, generate_run, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "export") ||
                !strcmp(cmd, "merge")) {
         die(EXIT_USAGE, "%s: not supported yet", cmd);

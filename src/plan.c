@@ -34,7 +34,7 @@ static int storage_of(const run_config *c, const llama_config *cfg, storage_dtyp
 
 static double gib(size_t n_bytes) { return (double)n_bytes / (1024.0 * 1024.0 * 1024.0); }
 
-static int plan_run(const run_config *c, errbuf *e)
+int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     accel_config acc;
     if (session_load_accel_config(&acc, c, c->num_processes, e) != 0)
@@ -137,24 +137,5 @@ static int plan_run(const run_config *c, errbuf *e)
     model_free(&m);
     cm->destroy(cm);
     be->destroy(be);
-    return 0;
-}
-
-int plan_main(int argc, char **argv)
-{
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("shardtune plan: the train flags (and --config_file) plus:\n");
-            config_print_help(CMD_PLAN);
-            return 0;
-        }
-    run_config c;
-    errbuf e;
-    if (config_parse(&c, CMD_PLAN, argc, argv, &e) != 0)
-        die(EXIT_USAGE, "%s", e.msg);
-    int rc = plan_run(&c, &e);
-    config_free(&c);
-    if (rc != 0)
-        die(EXIT_FAILURE_RUN, "%s", e.msg);
     return 0;
 }

@@ -3,6 +3,8 @@
 #ifndef SHARDTUNE_PLAN_H
 #define SHARDTUNE_PLAN_H
 
-int plan_main(int argc, char **argv);
+#include "config.h"
+
+int plan_run(const run_config *c, int argc, char **argv, errbuf *e);
 
 #endif
