@@ -3,6 +3,7 @@
  * clarity first: every other backend is checked against this one. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,11 +55,42 @@ static void cpu_synchronize(backend *be) {}
 
 /* ---- linear algebra ---- */
 
-static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+static void sgemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc)
 {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* One thread pool: OpenBLAS runs single-threaded and OpenMP splits C into
+ * row (or column) blocks, one sgemm each.  Two pools (OpenMP's and
+ * OpenBLAS's own threads) fight over the cores and spin-wait on each other.
+ * The split depends only on the shape and thread count, so results are
+ * reproducible run to run. */
+static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    int nt = omp_get_max_threads();
+    double flops = 2.0 * m * n * k;
+    if (nt == 1 || flops < 4e6 || omp_in_parallel()) {
+        sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    const int split_rows = m >= n;
+    const int total = split_rows ? m : n;
+    const int per = (total + nt - 1) / nt;
+#pragma omp parallel for schedule(static, 1)
+    for (int t = 0; t < nt; t++) {
+        int lo = t * per, hi = lo + per < total ? lo + per : total;
+        if (lo >= hi)
+            continue;
+        if (split_rows)
+            sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda, lda, b, ldb, beta,
+                   c + (size_t)lo * ldc, ldc);
+        else
+            sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, trans_b ? b + (size_t)lo * ldb : b + lo, ldb,
+                   beta, c + lo, ldc);
+    }
 }
 
 static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
@@ -181,9 +213,52 @@ static void cpu_rope(backend *be, float *x, const int32_t *pos, const float *inv
     }
 }
 
+/* Attention as blocks of matrix products: for each (batch, head) and block
+ * of QB queries, S = scale Q K^T over the keys up to the block's end (the
+ * causal part), masked and soft-maxed in place, then O = P V.  Backward
+ * recomputes P from the saved log-sum-exp (nothing quadratic is stored):
+ * dP = dO V^T, dS = P (dP - rowsum(dO o O)), dQ = scale dS K,
+ * dK += scale dS^T Q, dV += P^T dO.  One thread owns a (batch, KV head), so
+ * dK and dV need no atomics and every sum has a fixed order. */
+enum { ATTN_QB = 64 };
+
 static inline int attn_visible(const int32_t *seg_row, int i, int j)
 {
     return j <= i && (!seg_row || seg_row[i] == seg_row[j]);
+}
+
+/* Rows [i0, i0+rows) of S (row stride n_keys): keep visible scores, mask
+ * the rest; P = exp(S - lse) when lse is given, else the softmax (and the
+ * lse written to lse_out). */
+static void attn_block_softmax(float *S, int rows, int n_keys, int i0, const int32_t *seg_row, const float *lse,
+                               float *lse_out)
+{
+    for (int r = 0; r < rows; r++) {
+        float *row = S + (size_t)r * n_keys;
+        int i = i0 + r;
+        float mx = -INFINITY;
+        for (int j = 0; j < n_keys; j++) {
+            if (!attn_visible(seg_row, i, j))
+                row[j] = -INFINITY;
+            else if (row[j] > mx)
+                mx = row[j];
+        }
+        if (lse) {
+            float l = lse[r];
+            for (int j = 0; j < n_keys; j++)
+                row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - l);
+            continue;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < n_keys; j++) {
+            row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n_keys; j++)
+            row[j] *= inv;
+        lse_out[r] = mx + logf(sum);
+    }
 }
 
 static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *q, const float *k,
@@ -192,51 +267,27 @@ static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *
 {
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int group = n_heads / n_kv_heads;
-    const size_t q_stride = (size_t)n_heads * head_dim, kv_stride = (size_t)n_kv_heads * head_dim;
+    const int qs = n_heads * head_dim, ks = n_kv_heads * head_dim;
+    const int n_blocks = (seq + ATTN_QB - 1) / ATTN_QB;
 #pragma omp parallel
     {
-        float *score = xmalloc((size_t)seq * sizeof(float));
-#pragma omp for collapse(3) schedule(dynamic, 4)
+        float *S = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
+#pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int h = 0; h < n_heads; h++)
-                for (int i = 0; i < seq; i++) {
-                    const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
-                    const int kh = h / group;
-                    const float *qi = q + ((size_t)b * seq + i) * q_stride + (size_t)h * head_dim;
-                    float mx = -INFINITY;
-                    for (int j = 0; j <= i; j++) {
-                        if (!attn_visible(seg_row, i, j)) {
-                            score[j] = -INFINITY;
-                            continue;
-                        }
-                        const float *kj = k + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim;
-                        float s = 0.0f;
-                        for (int d = 0; d < head_dim; d++)
-                            s += qi[d] * kj[d];
-                        score[j] = s * scale;
-                        if (score[j] > mx)
-                            mx = score[j];
-                    }
-                    double sum = 0.0;
-                    for (int j = 0; j <= i; j++) {
-                        float p = score[j] == -INFINITY ? 0.0f : expf(score[j] - mx);
-                        score[j] = p;
-                        sum += p;
-                    }
-                    float inv = (float)(1.0 / sum);
-                    float *oi = out + ((size_t)b * seq + i) * q_stride + (size_t)h * head_dim;
-                    memset(oi, 0, (size_t)head_dim * sizeof(float));
-                    for (int j = 0; j <= i; j++) {
-                        if (score[j] == 0.0f)
-                            continue;
-                        const float *vj = v + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim;
-                        float p = score[j] * inv;
-                        for (int d = 0; d < head_dim; d++)
-                            oi[d] += p * vj[d];
-                    }
-                    lse[((size_t)b * n_heads + h) * seq + i] = mx + (float)log(sum);
+                for (int blk = 0; blk < n_blocks; blk++) {
+                    const int i0 = blk * ATTN_QB, rows = seq - i0 < ATTN_QB ? seq - i0 : ATTN_QB;
+                    const int n_keys = i0 + rows; /* causal: keys up to the block's last query */
+                    const float *qb = q + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim;
+                    const float *kb = k + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
+                    const float *vb = v + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
+                    sgemm1(0, 1, rows, n_keys, head_dim, scale, qb, qs, kb, ks, 0.0f, S, n_keys);
+                    attn_block_softmax(S, rows, n_keys, i0, seg ? seg + (size_t)b * seq : NULL, NULL,
+                                       lse + ((size_t)b * n_heads + h) * seq + i0);
+                    sgemm1(0, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, vb, ks, 0.0f,
+                           out + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim, qs);
                 }
-        free(score);
+        free(S);
     }
 }
 
@@ -247,50 +298,52 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
 {
     const float scale = 1.0f / sqrtf((float)head_dim);
     const int group = n_heads / n_kv_heads;
-    const size_t q_stride = (size_t)n_heads * head_dim, kv_stride = (size_t)n_kv_heads * head_dim;
-    /* One thread owns one (batch, kv head): it alone writes that head's dk,
-     * dv and the dq of the query heads sharing it, so no atomics. */
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    const int qs = n_heads * head_dim, ks = n_kv_heads * head_dim;
+    const int n_blocks = (seq + ATTN_QB - 1) / ATTN_QB;
+#pragma omp parallel
+    {
+        float *P = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
+        float *dP = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
+        float *D = xmalloc((size_t)ATTN_QB * sizeof(float));
+#pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int kh = 0; kh < n_kv_heads; kh++) {
                 const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
+                const size_t kv0 = (size_t)b * seq * ks + (size_t)kh * head_dim;
                 for (int j = 0; j < seq; j++) {
-                    memset(dk + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim, 0,
-                           (size_t)head_dim * sizeof(float));
-                    memset(dv + ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim, 0,
-                           (size_t)head_dim * sizeof(float));
+                    memset(dk + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
+                    memset(dv + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
                 }
                 for (int h = kh * group; h < (kh + 1) * group; h++)
-                    for (int i = 0; i < seq; i++) {
-                        const size_t qoff = ((size_t)b * seq + i) * q_stride + (size_t)h * head_dim;
-                        const float *qi = q + qoff, *gi = dout + qoff, *oi = out + qoff;
-                        float *dqi = dq + qoff;
-                        const float l = lse[((size_t)b * n_heads + h) * seq + i];
-                        float dsum = 0.0f; /* D_i = dout_i . out_i */
-                        for (int d = 0; d < head_dim; d++)
-                            dsum += gi[d] * oi[d];
-                        memset(dqi, 0, (size_t)head_dim * sizeof(float));
-                        for (int j = 0; j <= i; j++) {
-                            if (!attn_visible(seg_row, i, j))
-                                continue;
-                            const size_t koff = ((size_t)b * seq + j) * kv_stride + (size_t)kh * head_dim;
-                            const float *kj = k + koff, *vj = v + koff;
-                            float s = 0.0f, gv = 0.0f;
-                            for (int d = 0; d < head_dim; d++) {
-                                s += qi[d] * kj[d];
-                                gv += gi[d] * vj[d];
-                            }
-                            float p = expf(s * scale - l);
-                            float ds = p * (gv - dsum) * scale;
-                            float *dkj = dk + koff, *dvj = dv + koff;
-                            for (int d = 0; d < head_dim; d++) {
-                                dqi[d] += ds * kj[d];
-                                dkj[d] += ds * qi[d];
-                                dvj[d] += p * gi[d];
-                            }
+                    for (int blk = 0; blk < n_blocks; blk++) {
+                        const int i0 = blk * ATTN_QB, rows = seq - i0 < ATTN_QB ? seq - i0 : ATTN_QB;
+                        const int n_keys = i0 + rows;
+                        const size_t q0 = ((size_t)b * seq + i0) * qs + (size_t)h * head_dim;
+                        const float *l = lse + ((size_t)b * n_heads + h) * seq + i0;
+                        for (int r = 0; r < rows; r++) { /* D_i = dO_i . O_i */
+                            const float *g = dout + q0 + (size_t)r * qs, *o = out + q0 + (size_t)r * qs;
+                            float acc = 0.0f;
+                            for (int d = 0; d < head_dim; d++)
+                                acc += g[d] * o[d];
+                            D[r] = acc;
                         }
+                        sgemm1(0, 1, rows, n_keys, head_dim, scale, q + q0, qs, k + kv0, ks, 0.0f, P, n_keys);
+                        attn_block_softmax(P, rows, n_keys, i0, seg_row, l, NULL);
+                        sgemm1(0, 1, rows, n_keys, head_dim, 1.0f, dout + q0, qs, v + kv0, ks, 0.0f, dP, n_keys);
+                        for (int r = 0; r < rows; r++)
+                            for (int j = 0; j < n_keys; j++) {
+                                size_t x = (size_t)r * n_keys + j;
+                                dP[x] = P[x] * (dP[x] - D[r]);
+                            }
+                        sgemm1(0, 0, rows, head_dim, n_keys, scale, dP, n_keys, k + kv0, ks, 0.0f, dq + q0, qs);
+                        sgemm1(1, 0, n_keys, head_dim, rows, scale, dP, n_keys, q + q0, qs, 1.0f, dk + kv0, ks);
+                        sgemm1(1, 0, n_keys, head_dim, rows, 1.0f, P, n_keys, dout + q0, qs, 1.0f, dv + kv0, ks);
                     }
             }
+        free(P);
+        free(dP);
+        free(D);
+    }
 }
 
 static void cpu_attention_decode(backend *be, float *out, const float *q, const float *k_cache,
@@ -397,25 +450,35 @@ static double cpu_lm_head_xent(backend *be, float *dh, float *logits, const floa
                     memset(grow, 0, (size_t)vocab * sizeof(float));
                 continue;
             }
+            const float target_logit = row[t]; /* grow may be row itself */
             float mx = -INFINITY;
             for (int c = 0; c < vocab; c++)
                 mx = row[c] > mx ? row[c] : mx;
+            /* one pass of single-precision exponentials, kept for the gradient */
             double sum = 0.0;
-            for (int c = 0; c < vocab; c++)
-                sum += exp((double)row[c] - mx);
-            double lse = mx + log(sum);
-            row_loss[r] = lse - row[t];
             if (dh) {
+                for (int c = 0; c < vocab; c++) {
+                    grow[c] = expf(row[c] - mx);
+                    sum += grow[c];
+                }
+            } else {
                 for (int c = 0; c < vocab; c++)
-                    grow[c] = (float)(exp((double)row[c] - lse) * grad_scale);
+                    sum += expf(row[c] - mx);
+            }
+            double lse = mx + log(sum);
+            row_loss[r] = lse - target_logit;
+            if (dh) {
+                const float g = (float)(grad_scale / sum);
+                for (int c = 0; c < vocab; c++)
+                    grow[c] *= g;
                 grow[t] -= grad_scale;
             }
         }
-        for (int r = 0; r < rows; r++) /* in order: reproducible */
-            total += row_loss[r];
         if (dh)
             cpu_matmul(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, w, dim, 0.0f, dh + (size_t)r0 * dim, dim);
         free(scratch);
+        for (int r = 0; r < rows; r++) /* in order: reproducible */
+            total += row_loss[r];
     }
     free(chunk);
     return total;
@@ -472,7 +535,7 @@ backend *backend_cpu_create(int n_threads)
     be->lm_head_xent = cpu_lm_head_xent;
     be->adamw = cpu_adamw;
     be->destroy = cpu_destroy;
-    if (n_threads > 0)
-        openblas_set_num_threads(n_threads);
+    (void)n_threads;
+    openblas_set_num_threads(1); /* parallelism comes from OpenMP (see cpu_matmul) */
     return be;
 }
