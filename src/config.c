@@ -29,14 +29,25 @@ typedef struct flag_def {
 
 static const flag_def flags[] = {
     {"model_name_or_path", F_STRING, OFF(model_name_or_path), NULL, MODEL_CMDS, "Hugging Face model directory"},
-    {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl with input_ids (and optional labels)"},
+    {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl / .json file, or a directory of <split>.jsonl (see --splits)"},
     {"output_dir", F_STRING, OFF(output_dir), NULL, TRAIN, "where metrics.jsonl and the adapter go"},
     {"adapter", F_STRING, OFF(adapter), NULL, MODEL_CMDS, "PEFT adapter directory to start from / evaluate"},
     {"config_file", F_STRING, OFF(config_file), NULL, MODEL_CMDS, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
     {"max_length", F_INT, OFF(max_seq_len), NULL, TRAIN_EVAL, "alias of --max_seq_len (newer train.py)"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
+    {"dataset_text_field", F_STRING, OFF(dataset_text_field), "text", TRAIN_EVAL, "the text column of the dataset (PEFT's chat runs: content)"},
+    {"chat_template_format", F_STRING, OFF(chat_template_format), "none", TRAIN_EVAL, "chatml, zephyr: render messages/conversations with PEFT's template; none: text as it is"},
+    {"packing", F_BOOL, OFF(packing), "False", TRAIN_EVAL, "pack documents into rows of max_seq_len"},
+    {"packing_strategy", F_STRING, OFF(packing_strategy), "wrapped", TRAIN_EVAL, "wrapped (concatenate and cut) or bfd (best fit, documents kept whole)"},
+    {"append_concat_token", F_BOOL, OFF(append_concat_token), "False", TRAIN_EVAL, "packing: EOS after each document"},
+    {"add_special_tokens", F_BOOL, OFF(add_special_tokens), "False", TRAIN_EVAL, "the tokenizer's BOS/EOS around each text"},
+    {"splits", F_STRING, OFF(splits), "train,test", TRAIN_EVAL, "splits of a dataset directory: trained on, evaluated"},
+    {"assistant_only_loss", F_BOOL, OFF(assistant_only_loss), "False", TRAIN_EVAL, "train on assistant turns only (needs a chat template)"},
     {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", TRAIN, "micro-batch size"},
-    {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL, "evaluation batch size"},
+    {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL | CMD_TRAIN, "evaluation batch size"},
+    {"eval_strategy", F_STRING, OFF(eval_strategy), "no", CMD_TRAIN, "no, steps or epoch: evaluate on the second split"},
+    {"evaluation_strategy", F_STRING, OFF(eval_strategy), NULL, CMD_TRAIN, "alias of --eval_strategy (older transformers)"},
+    {"eval_steps", F_INT, OFF(eval_steps), "0", CMD_TRAIN, "with --eval_strategy steps: every N steps (0: logging_steps)"},
     {"gradient_accumulation_steps", F_INT, OFF(gradient_accumulation_steps), "1", TRAIN, "micro-batches per optimizer step"},
     {"num_train_epochs", F_DOUBLE, OFF(num_train_epochs), "3", TRAIN, "epochs (when max_steps <= 0)"},
     {"max_steps", F_INT, OFF(max_steps), "-1", TRAIN, "optimizer steps; overrides num_train_epochs when > 0"},
@@ -76,12 +87,11 @@ static const flag_def flags[] = {
 
 /* Flags of train.py / TrainingArguments / accelerate that later work brings. */
 static const char *const later_flags[] = {
-    "packing", "dataset_text_field", "chat_template_format", "append_concat_token", "add_special_tokens",
-    "splits", "use_4bit_quantization", "use_nested_quant", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
+    "use_4bit_quantization", "use_nested_quant", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
     "bnb_4bit_quant_storage_dtype", "use_8bit_quantization", "use_flash_attn", "use_unsloth", "use_reentrant",
     "bf16", "fp16", "save_strategy", "save_steps", "save_total_limit",
-    "resume_from_checkpoint", "eval_strategy", "evaluation_strategy", "eval_steps", "use_dora",
-    "assistant_only_loss", "fsdp", "fsdp_config", "device",
+    "resume_from_checkpoint", "use_dora",
+    "fsdp", "fsdp_config", "device",
 };
 
 /* Accepted and ignored when they ask for what shardtune does anyway. */
@@ -151,6 +161,15 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return err_set(e, "--max_new_tokens must be >= 1, --temperature >= 0, --top_p in (0, 1]");
     if (c->max_seq_len < 2 && cmd != CMD_GENERATE)
         return err_set(e, "--max_seq_len: %d is too small (at least 2)", c->max_seq_len);
+    if (c->chat_template_format && strcmp(c->chat_template_format, "none") &&
+        strcmp(c->chat_template_format, "chatml") && strcmp(c->chat_template_format, "zephyr"))
+        return err_set(e, "--chat_template_format: '%s' is not one of chatml, zephyr, none", c->chat_template_format);
+    if (c->packing_strategy && strcmp(c->packing_strategy, "wrapped") && strcmp(c->packing_strategy, "bfd"))
+        return err_set(e, "--packing_strategy: '%s' is not one of wrapped, bfd", c->packing_strategy);
+    if (c->assistant_only_loss && !strcmp(c->chat_template_format, "none"))
+        return err_set(e, "--assistant_only_loss: needs --chat_template_format chatml or zephyr");
+    if (c->dataset_text_field && !*c->dataset_text_field)
+        return err_set(e, "--dataset_text_field: must not be empty");
     if (cmd == CMD_PLAN && c->num_processes < 1)
         return err_set(e, "--num_processes: must be at least 1");
     if (cmd == CMD_TRAIN || cmd == CMD_PLAN) {
@@ -179,7 +198,12 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
             return err_set(e, "--adam_beta1/--adam_beta2: must be in [0, 1)");
     }
-    if (cmd == CMD_EVAL && c->per_device_eval_batch_size < 1)
+    if (cmd == CMD_TRAIN && strcmp(c->eval_strategy, "no") && strcmp(c->eval_strategy, "steps") &&
+        strcmp(c->eval_strategy, "epoch"))
+        return err_set(e, "--eval_strategy: '%s' is not one of no, steps, epoch", c->eval_strategy);
+    if (cmd == CMD_TRAIN && c->eval_steps < 0)
+        return err_set(e, "--eval_steps: must not be negative");
+    if ((cmd == CMD_EVAL || cmd == CMD_TRAIN) && c->per_device_eval_batch_size < 1)
         return err_set(e, "--per_device_eval_batch_size: must be at least 1");
     if (cmd == CMD_DUMP && !c->out)
         return err_set(e, "--out is required");

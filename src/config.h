@@ -15,9 +15,20 @@ typedef struct run_config {
     char *adapter;              /* a PEFT adapter dir to start from / evaluate */
     char *config_file;          /* an accelerate config (YAML) */
     int max_seq_len;
+    /* data (train.py's and TRL's names; data.h turns them into data_options) */
+    char *dataset_text_field;
+    char *chat_template_format;
+    int packing;
+    char *packing_strategy;
+    int append_concat_token;
+    int add_special_tokens;
+    char *splits;
+    int assistant_only_loss;
     /* batches and schedule */
     int per_device_train_batch_size;
     int per_device_eval_batch_size;
+    char *eval_strategy;        /* no | steps | epoch */
+    int eval_steps;             /* 0: logging_steps, as transformers */
     int gradient_accumulation_steps;
     double num_train_epochs;
     int max_steps;

@@ -1,4 +1,5 @@
-/* data.c: .jsonl readers, micro-batches and the sampler (see data.h). */
+/* data.c: the pre-tokenized .jsonl reader, rows, micro-batches and the
+ * sampler (see data.h). */
 #include "data.h"
 
 #include <jansson.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data_internal.h"
 #include "rng.h"
 
 static int read_int_array(json_t *arr, const char *what, const char *path, size_t line, int max_len,
@@ -38,39 +40,71 @@ static int read_int_array(json_t *arr, const char *what, const char *path, size_
     return 0;
 }
 
+int data_row_ids(json_t *row, const char *path, size_t line, int max_len, int vocab_size, int32_t **ids,
+                 int32_t **labels, int *n, errbuf *e)
+{
+    json_t *jids = json_object_get(row, "input_ids");
+    int32_t *idv = NULL, *lab = NULL;
+    int n_ids = 0, n_lab = 0;
+    if (read_int_array(jids, "input_ids", path, line, max_len, vocab_size, 0, &idv, &n_ids, e) != 0)
+        return -1;
+    json_t *jlabels = json_object_get(row, "labels");
+    if (jlabels) {
+        if (json_array_size(jlabels) != json_array_size(jids)) {
+            free(idv);
+            return err_set(e, "%s:%zu: \"labels\" has %zu entries but \"input_ids\" has %zu", path, line,
+                           json_array_size(jlabels), json_array_size(jids));
+        }
+        if (read_int_array(jlabels, "labels", path, line, max_len, vocab_size, 1, &lab, &n_lab, e) != 0) {
+            free(idv);
+            return -1;
+        }
+    }
+    *ids = idv;
+    *labels = lab;
+    *n = n_ids;
+    return 0;
+}
+
+void dataset_push(dataset *d, int32_t *ids, int32_t *labels, int32_t *seg, int len)
+{
+    size_t i = d->n_rows++;
+    if (d->n_rows > d->cap_rows) {
+        d->cap_rows = d->cap_rows ? 2 * d->cap_rows : 64;
+        d->len = realloc(d->len, d->cap_rows * sizeof *d->len);
+        d->ids = realloc(d->ids, d->cap_rows * sizeof *d->ids);
+        d->labels = realloc(d->labels, d->cap_rows * sizeof *d->labels);
+        if (!d->len || !d->ids || !d->labels)
+            die(EXIT_FAILURE_RUN, "out of memory growing a dataset to %zu rows", d->cap_rows);
+        if (d->seg || seg) {
+            size_t old = d->seg ? i : 0;
+            d->seg = realloc(d->seg, d->cap_rows * sizeof *d->seg);
+            if (!d->seg)
+                die(EXIT_FAILURE_RUN, "out of memory growing a dataset to %zu rows", d->cap_rows);
+            memset(d->seg + old, 0, (d->cap_rows - old) * sizeof *d->seg);
+        }
+    } else if (seg && !d->seg) {
+        d->seg = xcalloc(d->cap_rows, sizeof *d->seg);
+    }
+    d->len[i] = len;
+    d->ids[i] = ids;
+    d->labels[i] = labels;
+    if (d->seg)
+        d->seg[i] = seg;
+}
+
 static int add_row(dataset *d, json_t *row, const char *path, size_t line, int max_seq_len, int vocab_size,
                    errbuf *e)
 {
     if (!json_is_object(row))
         return err_set(e, "%s:%zu: a row must be a JSON object", path, line);
-    json_t *ids = json_object_get(row, "input_ids");
-    if (!ids)
-        return err_set(e, "%s:%zu: no \"input_ids\" (text and chat data are not supported yet)", path, line);
-    int32_t *idv = NULL, *lab = NULL;
-    int n = 0, n_lab = 0;
-    if (read_int_array(ids, "input_ids", path, line, max_seq_len, vocab_size, 0, &idv, &n, e) != 0)
+    if (!json_object_get(row, "input_ids"))
+        return err_set(e, "%s:%zu: no \"input_ids\" (this reader takes pre-tokenized rows; dataset_load reads text and chat)", path, line);
+    int32_t *idv, *lab;
+    int n;
+    if (data_row_ids(row, path, line, max_seq_len, vocab_size, &idv, &lab, &n, e) != 0)
         return -1;
-    json_t *labels = json_object_get(row, "labels");
-    if (labels) {
-        if (json_array_size(labels) != json_array_size(ids)) {
-            free(idv);
-            return err_set(e, "%s:%zu: \"labels\" has %zu entries but \"input_ids\" has %zu", path, line,
-                           json_array_size(labels), json_array_size(ids));
-        }
-        if (read_int_array(labels, "labels", path, line, max_seq_len, vocab_size, 1, &lab, &n_lab, e) != 0) {
-            free(idv);
-            return -1;
-        }
-    }
-    size_t i = d->n_rows++;
-    d->len = realloc(d->len, d->n_rows * sizeof *d->len);
-    d->ids = realloc(d->ids, d->n_rows * sizeof *d->ids);
-    d->labels = realloc(d->labels, d->n_rows * sizeof *d->labels);
-    if (!d->len || !d->ids || !d->labels)
-        die(EXIT_FAILURE_RUN, "out of memory reading %s", path);
-    d->len[i] = n;
-    d->ids[i] = idv;
-    d->labels[i] = lab;
+    dataset_push(d, idv, lab, NULL, n);
     return 0;
 }
 

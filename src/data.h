@@ -1,16 +1,24 @@
-/* data.h: pre-tokenized datasets and micro-batches.
+/* data.h: datasets, packing and micro-batches.
  *
- * A dataset is a .jsonl file, one sequence per line: {"input_ids": [...]}
- * with an optional "labels" of the same length (-100 = not trained on).
- * Micro-batches are right-padded to their longest row; targets are the
- * labels shifted by one, as Hugging Face's causal-LM loss does. */
+ * dataset_load reads what PEFT's examples/sft/train.py trains on (with
+ * TRL's SFTTrainer): .jsonl or .json files, or a directory with one file per
+ * split; rows of plain text (--dataset_text_field), conversations
+ * ("messages" [{role, content}] or ShareGPT "conversations" [{from, value}])
+ * rendered by a chat template (chat.h), or pre-tokenized "input_ids" with
+ * optional "labels" (-100 = not trained on).  Texts are tokenized, then
+ * truncated to max_seq_len or packed (wrapped, or best-fit decreasing with
+ * document boundaries kept).  Micro-batches are right-padded to their
+ * longest row; targets are the labels shifted by one, as Hugging Face's
+ * causal-LM loss does. */
 #ifndef SHARDTUNE_DATA_H
 #define SHARDTUNE_DATA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat.h"
 #include "log.h"
+#include "tokenizer.h"
 
 enum { IGNORE_INDEX = -100 };
 
@@ -22,12 +30,71 @@ typedef struct dataset {
     int32_t **seg;      /* NULL entry: one document; else the document of each
                          * token (best-fit packing: positions restart at each
                          * document, attention stays inside it) */
+    size_t cap_rows;    /* allocated entries of the arrays above */
 } dataset;
 
-/* Reads PATH; every row truncated to max_seq_len, every id checked to be in
- * [0, vocab_size).  Errors name the file and line. */
+/* Reads PATH, pre-tokenized rows only ({"input_ids": [...]} with optional
+ * "labels"); every row truncated to max_seq_len, every id checked to be in
+ * [0, vocab_size).  Errors name the file and line.  dataset_load below
+ * reads every schema. */
 int dataset_load_jsonl(const char *path, int max_seq_len, int vocab_size, dataset *d, errbuf *e);
 void dataset_free(dataset *d);
+
+typedef enum packing_strategy { PACK_WRAPPED, PACK_BFD } packing_strategy;
+
+/* The data flags of train.py and TRL (config.h holds them as strings). */
+typedef struct data_options {
+    const char *dataset_name;       /* a .jsonl / .json file, or a directory of <split>.jsonl|.json */
+    const char *splits;             /* "train,test": the first is trained on, the second evaluated */
+    const char *dataset_text_field; /* the text column ("text"; PEFT's chat runs use "content") */
+    chat_format chat_format;        /* conversations are rendered with it (CHAT_NONE: text as it is) */
+    int packing;
+    packing_strategy packing_strategy;
+    int append_concat_token;        /* packing: EOS after each document */
+    int add_special_tokens;         /* the tokenizer's BOS/EOS around each text */
+    int assistant_only_loss;        /* labels only on assistant turns */
+    int max_seq_len;
+} data_options;
+
+/* train.py's defaults: text field "text", splits "train,test", no chat
+ * template, no packing (wrapped when on), no concat token, no special
+ * tokens, loss on every token, 512 tokens. */
+void data_options_default(data_options *o);
+/* The options of a run's flags (config.h); o points into c's strings. */
+struct run_config;
+int data_options_from_config(const struct run_config *c, data_options *o, errbuf *e);
+/* "wrapped" or "bfd". */
+int packing_strategy_from_name(const char *name, packing_strategy *s, errbuf *e);
+
+/* 1 when split (0 train, 1 eval) is named in o->splits and present: a
+ * directory holds <name>.jsonl or <name>.json; a single file is split 0
+ * only. */
+int dataset_has_split(const data_options *o, int split);
+
+/* Loads split (0: the first of o->splits, 1: the second).  tok turns text
+ * into ids (NULL only for input_ids data); with a chat format it must have
+ * been through chat_setup_tokenizer.  Every id is checked to be in
+ * [0, vocab_size).  A bad row is an error naming the file and line. */
+int dataset_load(const data_options *o, int split, const tokenizer *tok, int vocab_size, dataset *d, errbuf *e);
+
+/* Appends a row; the dataset takes ids, labels (NULL: = ids) and seg (NULL:
+ * one document). */
+void dataset_push(dataset *d, int32_t *ids, int32_t *labels, int32_t *seg, int len);
+
+/* Packing, from documents (rows of any length, no seg) to rows of at most
+ * seq tokens; docs is left as it was.
+ * wrapped (TRL's pack_dataset "wrapped"): all documents end to end, cut
+ * every seq tokens; the last, shorter block is kept.  Positions run on
+ * across documents and attention sees the whole block, as TRL's does.
+ * bfd (TRL's "bfd"): each document truncated to seq, taken longest first
+ * (ties in data order) into the fullest bin it fits (ties: the bin that
+ * reached that space first), else a new bin; bins in order of creation.
+ * A document is never split; seg numbers the documents of a row 0, 1, ...
+ * so that positions restart and attention stays inside each. */
+void dataset_pack_wrapped(const dataset *docs, int seq, dataset *out);
+void dataset_pack_bfd(const dataset *docs, int seq, dataset *out);
+/* Without packing: each row cut to its first seq tokens (in place). */
+void dataset_truncate(dataset *d, int seq);
 
 /* A host micro-batch, [batch * seq] each. */
 typedef struct host_batch {

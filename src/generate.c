@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "chat.h"
 #include "config.h"
 #include "rng.h"
 #include "session.h"
@@ -98,11 +99,27 @@ int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
     float *logits = NULL;
     char *text = NULL;
     if (c->chat) {
-        err_set(e, "--chat: chat templates are not supported yet");
+        /* the template whose tokens the tokenizer carries (a trained chat
+         * adapter saves them), the prompt as one user turn */
+        chat_format f = tokenizer_token_to_id(tok, "<|im_start|>assistant") >= 0 ? CHAT_CHATML
+                        : tokenizer_token_to_id(tok, "<|assistant|>") >= 0  ? CHAT_ZEPHYR
+                                                                            : CHAT_NONE;
+        if (f == CHAT_NONE) {
+            err_set(e, "--chat: the tokenizer has no chatml or zephyr tokens (train with --chat_template_format)");
+            goto out_tok;
+        }
+        chat_message msg = {.role = "user", .content = c->prompt, .content_len = strlen(c->prompt)};
+        chat_text rendered;
+        if (chat_render(f, &msg, 1, 1, &rendered, e) != 0)
+            goto out_tok;
+        /* apply_chat_template(tokenize=True) adds no special tokens */
+        int rc_enc = tokenizer_encode(tok, rendered.text, rendered.n_bytes, 0, &ids, &n_ids, e);
+        chat_text_free(&rendered);
+        if (rc_enc != 0)
+            goto out_tok;
+    } else if (tokenizer_encode(tok, c->prompt, strlen(c->prompt), 1, &ids, &n_ids, e) != 0) {
         goto out_tok;
     }
-    if (tokenizer_encode(tok, c->prompt, strlen(c->prompt), 1, &ids, &n_ids, e) != 0)
-        goto out_tok;
     if (n_ids == 0) {
         err_set(e, "--prompt: no tokens");
         goto out_tok;
@@ -130,7 +147,8 @@ int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
     size_t n_text = 0;
     /* decode prompt and continuation together: decoders strip the leading
      * space of a sequence, which would eat the one between the two */
-    if (tokenizer_decode(tok, ids, (size_t)n, 1, &text, &n_text, e) != 0)
+    if (tokenizer_decode(tok, c->chat ? ids + n_ids : ids, c->chat ? (size_t)n - n_ids : (size_t)n, 1, &text,
+                         &n_text, e) != 0)
         goto out;
     if (s.rank == 0) {
         printf("%s\n", text);

@@ -29,6 +29,13 @@ void tokenizer_free(tokenizer *t);
  * must not overlap with that. */
 int tokenizer_encode(const tokenizer *t, const char *text, size_t n_bytes, int add_special_tokens,
                      int32_t **ids, size_t *n_ids, errbuf *e);
+/* As tokenizer_encode, and *offsets (malloc'ed, 2 per id) gets each token's
+ * byte span [start, end) in text: Hugging Face's offsets, in bytes (a byte
+ * stands for its whole character; a prepended U+2581 or space for the
+ * character it precedes; post-processor BOS/EOS get [0, 0)).  The ids are
+ * tokenizer_encode's. */
+int tokenizer_encode_offsets(const tokenizer *t, const char *text, size_t n_bytes, int add_special_tokens,
+                             int32_t **ids, size_t **offsets, size_t *n_ids, errbuf *e);
 /* Decodes ids to UTF-8 text (malloc'ed, NUL-terminated); special tokens are
  * dropped when skip_special_tokens. */
 int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special_tokens,

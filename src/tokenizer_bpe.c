@@ -438,3 +438,57 @@ void bpe_encode_word(const bpe_model *m, bpe_scratch *s, const char *w, size_t n
     }
     encode_chunk(m, s, w + start, n - start, out);
 }
+
+/* ------------------------------------------------------------------------- */
+/* Encoding with each token's length, for offsets (tokenizer_offsets.c). */
+
+/* encode_chunk without the cache (it keeps ids only): the same merges, so the
+ * same ids, plus how many bytes of the word each token covers. */
+static void encode_chunk_lens(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out,
+                              idvec *lens)
+{
+    if (n == 0)
+        return;
+    if (m->ignore_merges) {
+        int32_t id = strmap_get(m->byte_level ? &m->raw_vocab : &m->vocab, w, n);
+        if (id >= 0) {
+            idvec_push(out, id);
+            idvec_push(lens, (int32_t)n);
+            return;
+        }
+    }
+    size_t n_sym = word_symbols(m, s, w, n);
+    if (n_sym > 1)
+        merge_all(m, s, n_sym);
+    for (size_t i = 0; i < n_sym; i++)
+        if (s->sym[i].len) {
+            idvec_push(out, s->sym[i].id);
+            idvec_push(lens, (int32_t)s->sym[i].len);
+        }
+}
+
+void bpe_encode_word_lens(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
+{
+    if (!m->cut_at_meta) {
+        encode_chunk_lens(m, s, w, n, out, lens);
+        return;
+    }
+    /* the same cuts as bpe_encode_word: they change nothing in the result */
+    size_t start = 0, i = 0;
+    while (i + META_SPACE_LEN <= n) {
+        const char *p = memchr(w + i, '\xe2', n - i);
+        if (!p || (size_t)(p - w) + META_SPACE_LEN > n)
+            break;
+        i = (size_t)(p - w);
+        if (memcmp(p, META_SPACE, META_SPACE_LEN) != 0) {
+            i++;
+            continue;
+        }
+        if (i > start && !(i >= META_SPACE_LEN && memcmp(w + i - META_SPACE_LEN, META_SPACE, META_SPACE_LEN) == 0)) {
+            encode_chunk_lens(m, s, w + start, i - start, out, lens);
+            start = i;
+        }
+        i += META_SPACE_LEN;
+    }
+    encode_chunk_lens(m, s, w + start, n - start, out, lens);
+}

@@ -6,8 +6,9 @@
  * added tokens (tokenizer_added.c), reading tokenizer.json,
  * tokenizer_config.json and the GPT-2 slow files (tokenizer_json.c,
  * tokenizer_config.c, tokenizer_slow.c), decoding
- * (tokenizer_decode.c), saving (tokenizer_save.c) and the pipeline that ties
- * them together (tokenizer.c).  Nothing outside those files includes this. */
+ * (tokenizer_decode.c), saving (tokenizer_save.c), the pipeline that ties
+ * them together (tokenizer.c) with its offset-tracking twin
+ * (tokenizer_offsets.c).  Nothing outside those files includes this. */
 #ifndef SHARDTUNE_TOKENIZER_INTERNAL_H
 #define SHARDTUNE_TOKENIZER_INTERNAL_H
 
@@ -185,6 +186,10 @@ int bpe_finish(bpe_model *m, int byte_level, const char *path, errbuf *e);
 /* Appends the ids of one pre-tokenized word. */
 void bpe_encode_word(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out);
 void bpe_scratch_free(bpe_scratch *s);
+/* As bpe_encode_word, and also appends to lens how many bytes of the word
+ * each token covers (no cache: for offsets, tokenizer_offsets.c). */
+void bpe_encode_word_lens(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out,
+                          idvec *lens);
 
 /* ---------------------------------------------------------------------------
  * Normalizers and pre-tokenizers (tokenizer_pretok.c). */
@@ -244,6 +249,13 @@ void normalize_run(const norm_step *steps, size_t n_steps, const char *s, size_t
 void pretok_run(const pre_step *steps, size_t n_steps, piecevec *in, piecevec *out, arena *ar,
                 pcre2_match_data *md);
 void norm_steps_free(norm_step *steps, size_t n);
+/* The matches of a regex (re) or a literal in s[0..n), as malloc'ed
+ * (start, end) pairs: *n_vals values, twice the number of matches. */
+size_t *pretok_find(const pcre2_code *re, const char *literal, size_t literal_len, const char *s, size_t n,
+                    size_t *n_vals, pcre2_match_data *md);
+/* Cuts pc at the matches spans[0..n_vals) with a Split behavior; the pieces
+ * are substrings of pc->p. */
+void pretok_split(const piece *pc, const size_t *spans, size_t n_vals, int behavior, int invert, piecevec *out);
 void pre_steps_free(pre_step *steps, size_t n);
 
 /* ---------------------------------------------------------------------------

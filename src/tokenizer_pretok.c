@@ -464,3 +464,25 @@ void pre_steps_free(pre_step *steps, size_t n)
     }
     free(steps);
 }
+
+/* ------------------------------------------------------------------------- */
+/* The same matching and splitting for the offset-tracking pipeline
+ * (tokenizer_offsets.c), which carries an alignment beside each string. */
+
+size_t *pretok_find(const pcre2_code *re, const char *literal, size_t literal_len, const char *s, size_t n,
+                    size_t *n_vals, pcre2_match_data *md)
+{
+    spanvec sp = {0};
+    if (re)
+        find_regex(re, s, n, &sp, md);
+    else
+        find_literal(literal, literal_len, s, n, &sp);
+    *n_vals = sp.n;
+    return sp.v;
+}
+
+void pretok_split(const piece *pc, const size_t *spans, size_t n_vals, int behavior, int invert, piecevec *out)
+{
+    spanvec sp = {(size_t *)spans, n_vals, n_vals};
+    split_piece(pc, &sp, behavior, invert, out);
+}

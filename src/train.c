@@ -19,6 +19,7 @@
 #include "optim.h"
 #include "peft_adapter.h"
 #include "rng.h"
+#include "run_data.h"
 #include "session.h"
 
 static double now_seconds(void)
@@ -133,6 +134,37 @@ static double run_step(session *s, const run_config *c, const dataset *data, sam
     return loss_sum;
 }
 
+/* Mean token loss over a dataset: batch k on rank k % N, every rank making
+ * the same number of passes (an empty one when it has no batch left). */
+static double evaluate(session *s, const dataset *data, int B, double *n_targets)
+{
+    double sums[2] = {0.0, 0.0}; /* loss, targets */
+    size_t *rows = xmalloc((size_t)B * sizeof *rows);
+    const size_t n_batches = (data->n_rows + (size_t)B - 1) / (size_t)B;
+    const int was_training = s->m.training;
+    s->m.training = 0;
+    for (size_t k0 = 0; k0 < n_batches; k0 += (size_t)s->world) {
+        size_t k = k0 + (size_t)s->rank;
+        if (k >= n_batches) {
+            session_run_batch(s, NULL, 0.0f, 0, NULL);
+            continue;
+        }
+        int n = 0;
+        for (size_t r = k * (size_t)B; r < data->n_rows && n < B; r++)
+            rows[n++] = r;
+        host_batch hb;
+        dataset_batch(data, rows, n, session_pad_id(s), &hb);
+        sums[0] += session_run_batch(s, &hb, 0.0f, 0, NULL);
+        sums[1] += (double)hb.n_targets;
+        host_batch_free(&hb);
+    }
+    s->m.training = was_training;
+    free(rows);
+    session_sum(s, sums, 2);
+    *n_targets = sums[1];
+    return sums[1] > 0 ? sums[0] / sums[1] : NAN;
+}
+
 int train_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
@@ -140,14 +172,26 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         return err_set(e, "--lr_scheduler_type: '%s' is not one of constant, constant_with_warmup, linear, cosine",
                        c->lr_scheduler_type);
     int rc = -1;
-    session s;
-    dataset data = {0};
+    session s = {0};
+    run_data rd;
+    dataset data = {0}, eval_data = {0};
     sampler smp = {0};
     optimizer opt = {0};
     FILE *metrics = NULL;
-    if (session_open(&s, c, 1, 0, argc, argv, e) != 0)
+    const int do_eval = strcmp(c->eval_strategy, "no") != 0;
+    if (run_data_prepare(&rd, c, e) != 0)
         goto out;
-    if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, s.m.cfg.vocab_size, &data, e) != 0)
+    if (do_eval && !dataset_has_split(&rd.o, 1)) {
+        err_set(e, "--eval_strategy %s: no evaluation split (the second of --splits '%s' in %s)", c->eval_strategy,
+                rd.o.splits, c->dataset_name);
+        goto out;
+    }
+    if (session_open(&s, c, 1, rd.vocab_size, argc, argv, e) != 0)
+        goto out;
+    s.m.cfg.pad_token_id = run_data_pad_id(&rd, s.m.cfg.pad_token_id);
+    if (dataset_load(&rd.o, 0, rd.tok, s.m.cfg.vocab_size, &data, e) != 0)
+        goto out;
+    if (do_eval && dataset_load(&rd.o, 1, rd.tok, s.m.cfg.vocab_size, &eval_data, e) != 0)
         goto out;
     if (s.rank == 0) {
         if (mkdir(c->output_dir, 0777) != 0 && errno != EEXIST) {
@@ -166,7 +210,14 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     sampler_init(&smp, data.n_rows, B, (uint64_t)c->seed);
     const size_t n_batches = sampler_n_batches(&smp);
     const step_plan plan = plan_steps(c, n_batches, s.world);
-    model_prepare(&s.m, B, longest_row(&data), c->gradient_checkpointing);
+    int longest = longest_row(&data);
+    if (do_eval && longest_row(&eval_data) > longest)
+        longest = longest_row(&eval_data);
+    model_prepare(&s.m, B > c->per_device_eval_batch_size || !do_eval ? B : c->per_device_eval_batch_size, longest,
+                  c->gradient_checkpointing);
+    const int eval_every = !strcmp(c->eval_strategy, "steps") ? (c->eval_steps > 0 ? c->eval_steps : c->logging_steps)
+                         : !strcmp(c->eval_strategy, "epoch") ? (int)plan.steps_per_epoch
+                                                              : 0;
     optim_init(&opt, s.be, s.f.n_ranges, s.f.shard_elems, (float)c->adam_beta1, (float)c->adam_beta2,
                (float)c->adam_epsilon, (float)c->weight_decay, s.acc.offload_params);
     s.m.training = 1;
@@ -208,9 +259,21 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             t_log = t;
             tokens_since_log = 0.0;
         }
+        if (eval_every && ((step + 1) % eval_every == 0 || step + 1 == plan.total_steps)) {
+            double n_eval, eval_loss = evaluate(&s, &eval_data, c->per_device_eval_batch_size, &n_eval);
+            double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
+            if (metrics) {
+                fprintf(metrics, "{\"step\": %d, \"epoch\": %.6g, \"eval_loss\": %.9g, \"eval_tokens\": %.0f}\n",
+                        step + 1, ep, eval_loss, n_eval);
+                fflush(metrics);
+            }
+            log_info("step %d/%d | eval_loss %.4f (%.0f tokens)", step + 1, plan.total_steps, eval_loss, n_eval);
+        }
     }
     log_info("trained %d steps in %.1f s", plan.total_steps, now_seconds() - t_start);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
+        goto out;
+    if (s.rank == 0 && run_data_save_tokenizer(&rd, c->output_dir, e) != 0)
         goto out;
     log_info("adapter written to %s (adapter_config.json, adapter_model.safetensors)", c->output_dir);
     char summary[4096];
@@ -225,7 +288,9 @@ out:
         optim_free(&opt, s.be);
     sampler_free(&smp);
     dataset_free(&data);
+    dataset_free(&eval_data);
     session_close(&s);
+    run_data_free(&rd);
     return rc;
 }
 
@@ -234,47 +299,32 @@ out:
 int eval_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int rc = -1;
-    session s;
+    session s = {0};
+    run_data rd;
     dataset data = {0};
-    if (session_open(&s, c, 0, 0, argc, argv, e) != 0)
+    if (run_data_prepare(&rd, c, e) != 0)
         goto out;
-    if (dataset_load_jsonl(c->dataset_name, c->max_seq_len, s.m.cfg.vocab_size, &data, e) != 0)
+    if (session_open(&s, c, 0, rd.vocab_size, argc, argv, e) != 0)
         goto out;
-    const int B = c->per_device_eval_batch_size;
-    model_prepare(&s.m, B, longest_row(&data), 0);
-    double sums[2] = {0.0, 0.0}; /* loss, targets */
-    size_t *rows = xmalloc((size_t)B * sizeof *rows);
-    const size_t n_batches = (data.n_rows + (size_t)B - 1) / (size_t)B;
-    /* batch k on rank k % N; every rank makes the same number of passes */
-    for (size_t k0 = 0; k0 < n_batches; k0 += (size_t)s.world) {
-        size_t k = k0 + (size_t)s.rank;
-        if (k >= n_batches) {
-            session_run_batch(&s, NULL, 0.0f, 0, NULL);
-            continue;
-        }
-        int n = 0;
-        for (size_t r = k * (size_t)B; r < data.n_rows && n < B; r++)
-            rows[n++] = r;
-        host_batch hb;
-        dataset_batch(&data, rows, n, session_pad_id(&s), &hb);
-        sums[0] += session_run_batch(&s, &hb, 0.0f, 0, NULL);
-        sums[1] += (double)hb.n_targets;
-        host_batch_free(&hb);
-    }
-    free(rows);
-    session_sum(&s, sums, 2);
-    if (sums[1] <= 0) {
+    s.m.cfg.pad_token_id = run_data_pad_id(&rd, s.m.cfg.pad_token_id);
+    /* eval reads the first of --splits (a file: the file) */
+    if (dataset_load(&rd.o, 0, rd.tok, s.m.cfg.vocab_size, &data, e) != 0)
+        goto out;
+    model_prepare(&s.m, c->per_device_eval_batch_size, longest_row(&data), 0);
+    double n_targets;
+    double loss = evaluate(&s, &data, c->per_device_eval_batch_size, &n_targets);
+    if (n_targets <= 0) {
         err_set(e, "%s: no tokens to evaluate (every row shorter than 2 tokens or fully ignored)", c->dataset_name);
         goto out;
     }
-    double loss = sums[0] / sums[1];
     if (c->json)
-        log_info("{\"eval_loss\": %.9g, \"eval_tokens\": %.0f, \"eval_rows\": %zu}", loss, sums[1], data.n_rows);
+        log_info("{\"eval_loss\": %.9g, \"eval_tokens\": %.0f, \"eval_rows\": %zu}", loss, n_targets, data.n_rows);
     else
         log_info("eval_loss: %.6f", loss);
     rc = 0;
 out:
     dataset_free(&data);
     session_close(&s);
+    run_data_free(&rd);
     return rc;
 }

@@ -1,10 +1,14 @@
-/* model_dump: one forward + backward of the first --rows rows of a dataset,
- * written as safetensors (logits, loss, and every LoRA gradient under its
- * PEFT key) for comparison with the Python reference.  Runs under mpirun
+/* model_dump: one forward + backward of the first --rows rows of a dataset
+ * (loaded with train's data flags: chat template, packing, ...), written as
+ * safetensors (logits, loss, and every LoRA gradient under its PEFT key;
+ * loss_sum and n_targets in the metadata) for comparison with the Python
+ * reference.  Runs under mpirun
  * with any number of ranks and any accelerate config (--config_file): rank
  * 0 writes.  A test tool, not part of the installed program. */
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "safetensors.h"
@@ -22,12 +26,26 @@ int main(int argc, char **argv)
     errbuf e;
     if (config_parse(&c, CMD_DUMP, argc - 1, argv + 1, &e) != 0)
         die(EXIT_USAGE, "%s", e.msg);
+    data_options dopt;
+    if (data_options_from_config(&c, &dopt, &e) != 0)
+        die(EXIT_USAGE, "%s", e.msg);
+    /* text and chat data need the model's tokenizer; input_ids data does not */
+    tokenizer *tok = NULL;
+    char tok_path[4096];
+    struct stat st;
+    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", c.model_name_or_path);
+    if (stat(tok_path, &st) == 0) {
+        if (!(tok = tokenizer_load(c.model_name_or_path, &e)) || chat_setup_tokenizer(tok, dopt.chat_format, &e) != 0)
+            die(EXIT_FAILURE_RUN, "%s", e.msg);
+    }
+    /* chat tokens grow the vocabulary: PEFT resizes to a multiple of 8 */
+    int vocab = tok && dopt.chat_format != CHAT_NONE ? ((int)tokenizer_vocab_size(tok) + 7) / 8 * 8 : 0;
     session s;
-    if (session_open(&s, &c, 0, 0, argc - 1, argv + 1, &e) != 0)
+    if (session_open(&s, &c, 0, vocab, argc - 1, argv + 1, &e) != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);
     model *m = &s.m;
     dataset d;
-    if (dataset_load_jsonl(c.dataset_name, c.max_seq_len, m->cfg.vocab_size, &d, &e) != 0)
+    if (dataset_load(&dopt, 0, tok, m->cfg.vocab_size, &d, &e) != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);
     int n = c.rows < (int)d.n_rows ? c.rows : (int)d.n_rows;
     size_t *rows = xmalloc((size_t)n * sizeof *rows);
@@ -49,6 +67,13 @@ int main(int argc, char **argv)
     int64_t lshape[3] = {hb.batch, hb.seq, m->cfg.vocab_size}, one = 1;
     st_writer_add(w, "logits", ST_F32, 3, lshape, logits);
     st_writer_add(w, "loss", ST_F32, 1, &one, &loss);
+    /* the unnormalised sum and its count, for packed vs unpacked runs; as
+     * metadata, so that the tensors stay those the Python reference writes */
+    char num[64];
+    snprintf(num, sizeof num, "%.17g", loss_sum);
+    st_writer_metadata(w, "loss_sum", num);
+    snprintf(num, sizeof num, "%zu", hb.n_targets);
+    st_writer_metadata(w, "n_targets", num);
     float **grads = xcalloc((size_t)m->n_units, sizeof *grads);
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *u = &m->units[ui];
@@ -70,6 +95,7 @@ int main(int argc, char **argv)
     free(rows);
     host_batch_free(&hb);
     dataset_free(&d);
+    tokenizer_free(tok);
     session_close(&s);
     config_free(&c);
     MPI_Finalize();
