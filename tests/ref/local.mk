@@ -11,3 +11,5 @@ EXTRA_DIST += tests/ref/lora_grads_match_peft.sh tests/ref/train_matches_torch.s
 	tests/ref/reference_train.py tests/ref/compare_tensors.py tests/ref/compare_metrics.py \
 	tests/ref/check_adapter.py tests/ref/selfcheck_reference.py
 EXTRA_DIST += tests/ref/generate_matches_hf.sh
+TESTS += tests/ref/chat_adapter_loads_in_peft.sh
+EXTRA_DIST += tests/ref/chat_adapter_loads_in_peft.sh
