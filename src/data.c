@@ -93,56 +93,6 @@ void dataset_push(dataset *d, int32_t *ids, int32_t *labels, int32_t *seg, int l
         d->seg[i] = seg;
 }
 
-static int add_row(dataset *d, json_t *row, const char *path, size_t line, int max_seq_len, int vocab_size,
-                   errbuf *e)
-{
-    if (!json_is_object(row))
-        return err_set(e, "%s:%zu: a row must be a JSON object", path, line);
-    if (!json_object_get(row, "input_ids"))
-        return err_set(e, "%s:%zu: no \"input_ids\" (this reader takes pre-tokenized rows; dataset_load reads text and chat)", path, line);
-    int32_t *idv, *lab;
-    int n;
-    if (data_row_ids(row, path, line, max_seq_len, vocab_size, &idv, &lab, &n, e) != 0)
-        return -1;
-    dataset_push(d, idv, lab, NULL, n);
-    return 0;
-}
-
-int dataset_load_jsonl(const char *path, int max_seq_len, int vocab_size, dataset *d, errbuf *e)
-{
-    memset(d, 0, sizeof *d);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return err_set(e, "%s: cannot open the dataset", path);
-    char *line = NULL;
-    size_t cap = 0, line_no = 0;
-    ssize_t got;
-    int rc = 0;
-    while (rc == 0 && (got = getline(&line, &cap, f)) != -1) {
-        line_no++;
-        size_t k = 0;
-        while (k < (size_t)got && (line[k] == ' ' || line[k] == '\t' || line[k] == '\n' || line[k] == '\r'))
-            k++;
-        if (k == (size_t)got)
-            continue; /* blank line */
-        json_error_t jerr;
-        json_t *row = json_loadb(line, (size_t)got, 0, &jerr);
-        if (!row) {
-            rc = err_set(e, "%s:%zu: invalid JSON: %s", path, line_no, jerr.text);
-            break;
-        }
-        rc = add_row(d, row, path, line_no, max_seq_len, vocab_size, e);
-        json_decref(row);
-    }
-    free(line);
-    fclose(f);
-    if (rc == 0 && d->n_rows == 0)
-        rc = err_set(e, "%s: no rows", path);
-    if (rc != 0)
-        dataset_free(d);
-    return rc;
-}
-
 void dataset_free(dataset *d)
 {
     for (size_t i = 0; i < d->n_rows; i++) {

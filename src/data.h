@@ -33,11 +33,6 @@ typedef struct dataset {
     size_t cap_rows;    /* allocated entries of the arrays above */
 } dataset;
 
-/* Reads PATH, pre-tokenized rows only ({"input_ids": [...]} with optional
- * "labels"); every row truncated to max_seq_len, every id checked to be in
- * [0, vocab_size).  Errors name the file and line.  dataset_load below
- * reads every schema. */
-int dataset_load_jsonl(const char *path, int max_seq_len, int vocab_size, dataset *d, errbuf *e);
 void dataset_free(dataset *d);
 
 typedef enum packing_strategy { PACK_WRAPPED, PACK_BFD } packing_strategy;

@@ -165,6 +165,19 @@ static double evaluate(session *s, const dataset *data, int B, double *n_targets
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
+/* What train and eval open alike: the tokenizer (with chat tokens), the
+ * sharded model sized for it, the pad id, and split 0 of the data. */
+static int open_run(session *s, run_data *rd, dataset *data, const run_config *c, int want_lora, int argc,
+                    char **argv, errbuf *e)
+{
+    if (run_data_prepare(rd, c, e) != 0)
+        return -1;
+    if (session_open(s, c, want_lora, rd->vocab_size, argc, argv, e) != 0)
+        return -1;
+    s->m.cfg.pad_token_id = run_data_pad_id(rd, s->m.cfg.pad_token_id);
+    return dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e);
+}
+
 int train_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
@@ -179,18 +192,13 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     optimizer opt = {0};
     FILE *metrics = NULL;
     const int do_eval = strcmp(c->eval_strategy, "no") != 0;
-    if (run_data_prepare(&rd, c, e) != 0)
+    if (open_run(&s, &rd, &data, c, 1, argc, argv, e) != 0)
         goto out;
     if (do_eval && !dataset_has_split(&rd.o, 1)) {
         err_set(e, "--eval_strategy %s: no evaluation split (the second of --splits '%s' in %s)", c->eval_strategy,
                 rd.o.splits, c->dataset_name);
         goto out;
     }
-    if (session_open(&s, c, 1, rd.vocab_size, argc, argv, e) != 0)
-        goto out;
-    s.m.cfg.pad_token_id = run_data_pad_id(&rd, s.m.cfg.pad_token_id);
-    if (dataset_load(&rd.o, 0, rd.tok, s.m.cfg.vocab_size, &data, e) != 0)
-        goto out;
     if (do_eval && dataset_load(&rd.o, 1, rd.tok, s.m.cfg.vocab_size, &eval_data, e) != 0)
         goto out;
     if (s.rank == 0) {
@@ -302,13 +310,8 @@ int eval_run(const run_config *c, int argc, char **argv, errbuf *e)
     session s = {0};
     run_data rd;
     dataset data = {0};
-    if (run_data_prepare(&rd, c, e) != 0)
-        goto out;
-    if (session_open(&s, c, 0, rd.vocab_size, argc, argv, e) != 0)
-        goto out;
-    s.m.cfg.pad_token_id = run_data_pad_id(&rd, s.m.cfg.pad_token_id);
     /* eval reads the first of --splits (a file: the file) */
-    if (dataset_load(&rd.o, 0, rd.tok, s.m.cfg.vocab_size, &data, e) != 0)
+    if (open_run(&s, &rd, &data, c, 0, argc, argv, e) != 0)
         goto out;
     model_prepare(&s.m, c->per_device_eval_batch_size, longest_row(&data), 0);
     double n_targets;
