@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checksum.h"
 #include "peft_adapter.h"
 #include "safetensors.h"
 
@@ -267,6 +268,32 @@ static int assemble_unit(const model *m, int ui, const safetensors *st, const sa
     return 0;
 }
 
+/* Tensor table plus every stored byte, summed over the shard group: the
+ * bytes past a unit's end are padding and never counted. */
+static void fingerprint_model(fsdp *f)
+{
+    const model *m = f->m;
+    uint64_t sum = 0;
+    for (int ui = 0; ui < m->n_units; ui++) {
+        const model_unit *mu = &m->units[ui];
+        const fsdp_unit *u = &f->units[ui];
+        size_t lo = (size_t)f->shard_index * u->storage_shard_bytes;
+        size_t hi = lo + u->storage_shard_bytes < mu->n_storage_bytes ? lo + u->storage_shard_bytes : mu->n_storage_bytes;
+        if (hi > lo)
+            sum += checksum_bytes(0x5348415244ull + (uint64_t)ui, lo, u->storage_shard, hi - lo);
+    }
+    if (f->shard_size > 1)
+        f->cm->all_reduce(f->cm, COMM_SHARD, &sum, 1, COMM_U64, 0);
+    uint64_t table = 0;
+    for (int ui = 0; ui < m->n_units; ui++)
+        for (int i = 0; i < m->units[ui].n_params; i++) {
+            const param_entry *p = &m->units[ui].params[i];
+            table = table * 31 + checksum_name(p->name) + (uint64_t)p->shape[0] * 7919 + (uint64_t)p->shape[1] +
+                    (uint64_t)p->storage;
+        }
+    f->fingerprint = sum ^ table;
+}
+
 int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter, errbuf *e)
 {
     model *m = f->m;
@@ -326,6 +353,7 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter,
         rc = check_module_states(f, e);
     if (rc != 0)
         return -1;
+    fingerprint_model(f);
     fsdp_bind_resident(f);
     return 0;
 }

@@ -33,6 +33,9 @@ typedef struct fsdp {
     int n_ranges;
     float **param_shards, **grad_shards;
     size_t *shard_elems;
+    /* of the base weights as loaded (tensor table and bytes), the same at
+     * any world size: checkpoints refuse to resume on other weights */
+    uint64_t fingerprint;
 } fsdp;
 
 /* The communicator layout a strategy needs. */
