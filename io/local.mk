@@ -1,6 +1,6 @@
 # io/: Hugging Face model files in and out (safetensors, config.json, PEFT adapters).
-libshardtune_a_SOURCES += io/safetensors.c io/hf_config.c io/peft_adapter.c
-noinst_HEADERS += io/safetensors.h io/hf_config.h io/peft_adapter.h
+libshardtune_a_SOURCES += io/safetensors.c io/hf_config.c io/peft_adapter.c io/checkpoint.c
+noinst_HEADERS += io/safetensors.h io/hf_config.h io/peft_adapter.h io/checkpoint.h
 
 # Unit tests (cmocka): round trips and every refusal of a malformed file.
 check_PROGRAMS += tests/io/test_safetensors tests/io/test_hf_config

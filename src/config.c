@@ -47,6 +47,10 @@ static const flag_def flags[] = {
     {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL | CMD_TRAIN, "evaluation batch size"},
     {"eval_strategy", F_STRING, OFF(eval_strategy), "no", CMD_TRAIN, "no, steps or epoch: evaluate on the second split"},
     {"evaluation_strategy", F_STRING, OFF(eval_strategy), NULL, CMD_TRAIN, "alias of --eval_strategy (older transformers)"},
+    {"save_strategy", F_STRING, OFF(save_strategy), "steps", CMD_TRAIN, "no, steps or epoch: HDF5 checkpoints in --output_dir"},
+    {"save_steps", F_INT, OFF(save_steps), "500", CMD_TRAIN, "with --save_strategy steps: every N steps"},
+    {"save_total_limit", F_INT, OFF(save_total_limit), "0", CMD_TRAIN, "keep at most N checkpoints (0: all)"},
+    {"resume_from_checkpoint", F_STRING, OFF(resume_from_checkpoint), NULL, CMD_TRAIN, "a checkpoint file, or latest (in --output_dir)"},
     {"eval_steps", F_INT, OFF(eval_steps), "0", CMD_TRAIN, "with --eval_strategy steps: every N steps (0: logging_steps)"},
     {"gradient_accumulation_steps", F_INT, OFF(gradient_accumulation_steps), "1", TRAIN, "micro-batches per optimizer step"},
     {"num_train_epochs", F_DOUBLE, OFF(num_train_epochs), "3", TRAIN, "epochs (when max_steps <= 0)"},
@@ -89,8 +93,7 @@ static const flag_def flags[] = {
 static const char *const later_flags[] = {
     "use_4bit_quantization", "use_nested_quant", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
     "bnb_4bit_quant_storage_dtype", "use_8bit_quantization", "use_flash_attn", "use_unsloth", "use_reentrant",
-    "bf16", "fp16", "save_strategy", "save_steps", "save_total_limit",
-    "resume_from_checkpoint", "use_dora",
+    "bf16", "fp16", "use_dora",
     "fsdp", "fsdp_config", "device",
 };
 
@@ -201,6 +204,11 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
     if (cmd == CMD_TRAIN && strcmp(c->eval_strategy, "no") && strcmp(c->eval_strategy, "steps") &&
         strcmp(c->eval_strategy, "epoch"))
         return err_set(e, "--eval_strategy: '%s' is not one of no, steps, epoch", c->eval_strategy);
+    if (cmd == CMD_TRAIN && strcmp(c->save_strategy, "no") && strcmp(c->save_strategy, "steps") &&
+        strcmp(c->save_strategy, "epoch"))
+        return err_set(e, "--save_strategy: '%s' is not one of no, steps, epoch", c->save_strategy);
+    if (cmd == CMD_TRAIN && (c->save_steps < 1 || c->save_total_limit < 0))
+        return err_set(e, "--save_steps must be >= 1 and --save_total_limit >= 0");
     if (cmd == CMD_TRAIN && c->eval_steps < 0)
         return err_set(e, "--eval_steps: must not be negative");
     if ((cmd == CMD_EVAL || cmd == CMD_TRAIN) && c->per_device_eval_batch_size < 1)

@@ -28,6 +28,10 @@ typedef struct run_config {
     int per_device_train_batch_size;
     int per_device_eval_batch_size;
     char *eval_strategy;        /* no | steps | epoch */
+    char *save_strategy;        /* no | steps | epoch */
+    int save_steps;
+    int save_total_limit;       /* 0: keep every checkpoint */
+    char *resume_from_checkpoint; /* a checkpoint file, or "latest" in --output_dir */
     int eval_steps;             /* 0: logging_steps, as transformers */
     int gradient_accumulation_steps;
     double num_train_epochs;

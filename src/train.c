@@ -9,6 +9,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "optim.h"
 #include "peft_adapter.h"
 #include "rng.h"
@@ -178,6 +180,97 @@ static int open_run(session *s, run_data *rd, dataset *data, const run_config *c
     return dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e);
 }
 
+/* metrics.jsonl: fresh, or on resume the lines up to the checkpoint's
+ * step kept (a run killed after it logged steps that will be redone). */
+static FILE *open_metrics(const char *dir, int keep_until_step, errbuf *e)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    if (keep_until_step > 0) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
+        if (!out) {
+            if (in)
+                fclose(in);
+            err_set(e, "%s: cannot write: %s", tmp, strerror(errno));
+            return NULL;
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        while (in && getline(&line, &cap, in) != -1) {
+            json_t *row = json_loads(line, 0, NULL);
+            json_t *st = row ? json_object_get(row, "step") : NULL;
+            if (json_is_integer(st) && json_integer_value(st) <= keep_until_step)
+                fputs(line, out);
+            json_decref(row);
+        }
+        free(line);
+        if (in)
+            fclose(in);
+        if (fclose(out) != 0 || rename(tmp, path) != 0) {
+            err_set(e, "%s: cannot write: %s", path, strerror(errno));
+            return NULL;
+        }
+    }
+    FILE *f = fopen(path, keep_until_step > 0 ? "a" : "w");
+    if (!f)
+        err_set(e, "%s: cannot write: %s", path, strerror(errno));
+    return f;
+}
+
+/* The flags, as a JSON list, for the checkpoint's "config". */
+static char *flags_json(int argc, char **argv)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < argc; i++)
+        json_array_append_new(list, json_string(argv[i]));
+    char *text = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    return text;
+}
+
+static int resume(session *s, optimizer *opt, const run_config *c, const step_plan *plan, int *start_step, errbuf *e)
+{
+    char path[4096];
+    if (strcmp(c->resume_from_checkpoint, "latest") == 0) {
+        if (ckpt_resolve_latest(c->output_dir, path, sizeof path, e) != 0)
+            return -1;
+    } else {
+        snprintf(path, sizeof path, "%s", c->resume_from_checkpoint);
+    }
+    ckpt_meta meta;
+    if (ckpt_load(&s->f, opt, &meta, path, e) != 0)
+        return -1;
+    if (meta.steps_per_epoch != (int)plan->steps_per_epoch)
+        return err_set(e, "%s: written with %d steps per epoch, this run has %zu: keep "
+                          "per_device_train_batch_size x gradient_accumulation_steps x ranks the same",
+                       path, meta.steps_per_epoch, plan->steps_per_epoch);
+    if (meta.seed != c->seed)
+        return err_set(e, "%s: written with --seed %lld, this run has %d", path, (long long)meta.seed, c->seed);
+    *start_step = meta.global_step;
+    log_info("resumed from %s at step %d (%s layout, written by %d rank(s))", path, meta.global_step,
+             meta.layout == CKPT_FULL ? "full" : "sharded", meta.world_size);
+    return 0;
+}
+
+static int save_checkpoint(session *s, const optimizer *opt, const run_config *c, const step_plan *plan, int steps_done,
+                           const char *config_json, errbuf *e)
+{
+    ckpt_meta meta = {.layout = s->acc.state_dict_type == STATE_DICT_FULL ? CKPT_FULL : CKPT_SHARDED,
+                      .global_step = steps_done, .epoch = steps_done / (int)plan->steps_per_epoch,
+                      .steps_per_epoch = (int)plan->steps_per_epoch, .adam_step = opt->step, .seed = c->seed,
+                      .world_size = s->world, .fingerprint = s->f.fingerprint};
+    char name[64], path[4200];
+    snprintf(name, sizeof name, "checkpoint-%d.h5", steps_done);
+    snprintf(path, sizeof path, "%s/%s", c->output_dir, name);
+    if (ckpt_save(&s->f, opt, &meta, config_json, path, e) != 0)
+        return -1;
+    if (s->rank == 0 && ckpt_mark_latest(c->output_dir, name, c->save_total_limit, e) != 0)
+        return -1;
+    log_info("checkpoint %s", path);
+    return 0;
+}
+
 int train_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
@@ -191,6 +284,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     sampler smp = {0};
     optimizer opt = {0};
     FILE *metrics = NULL;
+    char *config_json = NULL;
     const int do_eval = strcmp(c->eval_strategy, "no") != 0;
     if (open_run(&s, &rd, &data, c, 1, argc, argv, e) != 0)
         goto out;
@@ -204,12 +298,6 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     if (s.rank == 0) {
         if (mkdir(c->output_dir, 0777) != 0 && errno != EEXIST) {
             err_set(e, "--output_dir %s: cannot create: %s", c->output_dir, strerror(errno));
-            goto out;
-        }
-        char path[4096];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-        if (!(metrics = fopen(path, "w"))) {
-            err_set(e, "%s: cannot write: %s", path, strerror(errno));
             goto out;
         }
     }
@@ -235,8 +323,17 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
              data.n_rows, n_batches, B, s.world, c->gradient_accumulation_steps, plan.steps_per_epoch,
              plan.total_steps, plan.warmup_steps, model_n_trainable(&s.m), s.m.lora.r, s.m.lora.alpha);
 
+    int start_step = 0;
+    if (c->resume_from_checkpoint && resume(&s, &opt, c, &plan, &start_step, e) != 0)
+        goto out;
+    if (s.rank == 0 && !(metrics = open_metrics(c->output_dir, start_step, e)))
+        goto out;
+    config_json = flags_json(argc, argv);
+    const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
+                           : !strcmp(c->save_strategy, "epoch") ? (int)plan.steps_per_epoch
+                                                                : 0;
     double t_start = now_seconds(), t_log = t_start, tokens_since_log = 0.0;
-    for (int step = 0; step < plan.total_steps; step++) {
+    for (int step = start_step; step < plan.total_steps; step++) {
         double n_targets, n_tokens;
         double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens);
         tokens_since_log += n_tokens;
@@ -277,6 +374,9 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             }
             log_info("step %d/%d | eval_loss %.4f (%.0f tokens)", step + 1, plan.total_steps, eval_loss, n_eval);
         }
+        if (save_every && (step + 1) % save_every == 0 &&
+            save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
+            goto out;
     }
     log_info("trained %d steps in %.1f s", plan.total_steps, now_seconds() - t_start);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
@@ -299,6 +399,7 @@ out:
     dataset_free(&eval_data);
     session_close(&s);
     run_data_free(&rd);
+    free(config_json);
     return rc;
 }
 

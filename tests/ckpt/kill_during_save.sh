@@ -1,0 +1,27 @@
+#!/bin/sh
+# Proves: a rank killed (SIGKILL) in the middle of writing a checkpoint
+# leaves the previous checkpoint intact and `latest` pointing at it; the
+# restarted job (--resume_from_checkpoint latest) continues from it, and its
+# losses equal an uninterrupted run's.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/fsdp/fsdp_lib.sh"
+. "$top_srcdir/tests/ckpt/ckpt_lib.sh"
+
+"$MAKE_MODEL" --out "$SCRATCH/m" --rows 24 --layers 2
+ckpt_train ref 2 6
+# fsdp_train would stop the test at the failure: run this one by hand
+if SHARDTUNE_FAULT_KILL_SAVE=4 timeout 300 "$MPIRUN" -np 2 "$SHARDTUNE" train --model_name_or_path "$SCRATCH/m" \
+    --dataset_name "$SCRATCH/m/data.jsonl" --max_seq_len 32 --output_dir "$SCRATCH/crash" \
+    --per_device_train_batch_size 1 --learning_rate 1e-2 --lr_scheduler_type cosine --warmup_steps 2 \
+    --logging_steps 1 --lora_r 4 --lora_alpha 8 --lora_dropout 0.1 --lora_target_modules all-linear --seed 3 \
+    --gradient_accumulation_steps 6 --max_steps 8 --save_steps 2 > "$SCRATCH/killed.log" 2>&1; then
+    fail "the killed run succeeded"
+fi
+[ "$(cat "$SCRATCH/crash/latest")" = "checkpoint-2.h5" ] || fail "latest is $(cat "$SCRATCH/crash/latest")"
+[ ! -e "$SCRATCH/crash/checkpoint-4.h5" ] || fail "a half-written checkpoint took the real name"
+echo "after the kill: $(ls "$SCRATCH/crash" | tr '\n' ' ')"
+ckpt_train crash 2 6 --resume_from_checkpoint latest
+grep -q "resumed from .*checkpoint-2.h5 at step 2" "$SCRATCH/crash.log" || fail "did not resume from checkpoint-2"
+[ "$(losses 1 "$SCRATCH/ref")" = "$(losses 1 "$SCRATCH/crash")" ] || fail "the resumed curve differs"
+cmp "$SCRATCH/ref/adapter_model.safetensors" "$SCRATCH/crash/adapter_model.safetensors" || fail "adapters differ"
+echo PASS

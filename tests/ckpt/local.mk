@@ -1,0 +1,6 @@
+# Checkpoints: resume at any world size, crash safety, refusal of bad files,
+# the layout as h5py reads it.
+TESTS += tests/ckpt/resume_equivalence.sh tests/ckpt/kill_during_save.sh tests/ckpt/bad_checkpoint.sh \
+	tests/ckpt/h5py_layout.sh
+EXTRA_DIST += tests/ckpt/ckpt_lib.sh tests/ckpt/resume_equivalence.sh tests/ckpt/kill_during_save.sh \
+	tests/ckpt/bad_checkpoint.sh tests/ckpt/h5py_layout.sh
