@@ -432,6 +432,28 @@ int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *
     return rc;
 }
 
+int ckpt_read_config(const char *path, char **config_json, errbuf *e)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = access(path, R_OK) == 0 ? open_file(path, 0) : -1;
+    int bad = file < 0;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad) {
+        if (file >= 0)
+            H5Fclose(file);
+        return err_set(e, "%s: not a readable checkpoint (missing, truncated or not HDF5)", path);
+    }
+    char *buf = xmalloc(1 << 16);
+    int rc = attr_read_string(file, "config", buf, 1 << 16);
+    H5Fclose(file);
+    if (rc != 0) {
+        free(buf);
+        return err_set(e, "%s: no config attribute", path);
+    }
+    *config_json = buf;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 
 static int step_of(const char *name)

@@ -34,6 +34,9 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
  * format, base-model fingerprint and every checksum; fills meta. */
 int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *e);
 
+/* The flags of the run that wrote PATH (a JSON list, malloc'ed). */
+int ckpt_read_config(const char *path, char **config_json, errbuf *e);
+
 /* Rank 0 only: points DIR/latest at NAME (atomically), and removes the
  * oldest checkpoint-*.h5 of DIR beyond `limit` (0: keep all). */
 int ckpt_mark_latest(const char *dir, const char *name, int limit, errbuf *e);

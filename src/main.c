@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
             "  tokenize  --tokenizer PATH [--add_special_tokens True|False] [--decode] TEXT...\n"
             "  generate  --model_name_or_path DIR [--adapter DIR] --prompt TEXT --max_new_tokens N\n"
+            "  export    CHECKPOINT --out DIR: the PEFT adapter of an HDF5 checkpoint\n"
             "  plan      expected memory per rank and traffic per step, from config.json alone\n"
             "  help      this text; `shardtune <command> --help` lists a command's flags\n");
 }
@@ -107,8 +108,15 @@ int main(int argc, char **argv)
         rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "generate")) {
         rc = cmd_run(cmd, CMD_GENERATE, generate_run, argc - 2, argv + 2);
-    } else if (!strcmp(cmd, "export") ||
-               !strcmp(cmd, "merge")) {
+    } else if (!strcmp(cmd, "export")) {
+        const char *out = find_flag(argc - 2, argv + 2, "--out");
+        if (argc != 5 || !out || argv[2][0] == '-')
+            die(EXIT_USAGE, "export: usage: shardtune export CHECKPOINT --out DIR");
+        errbuf e;
+        if (export_run(argv[2], out, &e) != 0)
+            die(EXIT_FAILURE_RUN, "%s", e.msg);
+        rc = 0;
+    } else if (!strcmp(cmd, "merge")) {
         die(EXIT_USAGE, "%s: not supported yet", cmd);
     } else {
         usage(stderr);

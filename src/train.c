@@ -432,3 +432,61 @@ out:
     run_data_free(&rd);
     return rc;
 }
+
+/* ------------------------------------------------------------------ */
+
+/* shardtune export CHECKPOINT --out DIR: the run's flags come from the
+ * checkpoint; its model is opened as training opened it, the checkpoint
+ * loaded into the shards, and the adapter written as training writes it. */
+int export_run(const char *checkpoint, const char *out_dir, errbuf *e)
+{
+    char *config_json = NULL;
+    if (ckpt_read_config(checkpoint, &config_json, e) != 0)
+        return -1;
+    json_t *list = json_loads(config_json, 0, NULL);
+    free(config_json);
+    if (!json_is_array(list)) {
+        json_decref(list);
+        return err_set(e, "%s: its config attribute is not a list of flags", checkpoint);
+    }
+    int argc = (int)json_array_size(list);
+    char **argv = xcalloc((size_t)argc + 1, sizeof *argv);
+    for (int i = 0; i < argc; i++)
+        argv[i] = xstrdup(json_is_string(json_array_get(list, (size_t)i)) ? json_string_value(json_array_get(list, (size_t)i)) : "");
+    json_decref(list);
+    int rc = -1;
+    run_config c;
+    session s = {0};
+    run_data rd;
+    optimizer opt = {0};
+    memset(&rd, 0, sizeof rd);
+    if (config_parse(&c, CMD_TRAIN, argc, argv, e) != 0)
+        goto out_argv;
+    if (run_data_prepare(&rd, &c, e) != 0 || session_open(&s, &c, 1, rd.vocab_size, argc, argv, e) != 0)
+        goto out;
+    optim_init(&opt, s.be, s.f.n_ranges, s.f.shard_elems, 0.9f, 0.999f, 1e-8f, 0.0f, s.acc.offload_params);
+    ckpt_meta meta;
+    if (ckpt_load(&s.f, &opt, &meta, checkpoint, e) != 0)
+        goto out;
+    if (s.rank == 0 && mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        err_set(e, "--out %s: cannot create: %s", out_dir, strerror(errno));
+        goto out;
+    }
+    if (save_adapter(&s, out_dir, c.model_name_or_path, e) != 0)
+        goto out;
+    if (s.rank == 0 && run_data_save_tokenizer(&rd, out_dir, e) != 0)
+        goto out;
+    log_info("exported %s (step %d) to %s", checkpoint, meta.global_step, out_dir);
+    rc = 0;
+out:
+    if (opt.n_ranges)
+        optim_free(&opt, s.be);
+    session_close(&s);
+    run_data_free(&rd);
+    config_free(&c);
+out_argv:
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    free(argv);
+    return rc;
+}

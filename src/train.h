@@ -9,4 +9,7 @@
 int train_run(const run_config *c, int argc, char **argv, errbuf *e);
 int eval_run(const run_config *c, int argc, char **argv, errbuf *e);
 
+/* shardtune export CHECKPOINT --out DIR: the PEFT adapter of a checkpoint. */
+int export_run(const char *checkpoint, const char *out_dir, errbuf *e);
+
 #endif
