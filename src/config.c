@@ -24,7 +24,7 @@ typedef struct flag_def {
 
 #define OFF(f) offsetof(run_config, f)
 #define TRAIN_EVAL (CMD_TRAIN | CMD_EVAL | CMD_DUMP | CMD_PLAN)
-#define MODEL_CMDS (TRAIN_EVAL | CMD_GENERATE)
+#define MODEL_CMDS (TRAIN_EVAL | CMD_GENERATE | CMD_MERGE)
 #define TRAIN (CMD_TRAIN | CMD_PLAN)
 
 static const flag_def flags[] = {
@@ -84,7 +84,8 @@ static const flag_def flags[] = {
     {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
     {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", CMD_PLAN, "plan the linear layers' weights as NF4 (QLoRA)"},
     {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
-    {"out", F_STRING, OFF(out), NULL, CMD_DUMP, "output .safetensors"},
+    {"out", F_STRING, OFF(out), NULL, CMD_DUMP | CMD_MERGE, "output: .safetensors (dump) or model directory (merge)"},
+    {"max_shard_size", F_STRING, OFF(max_shard_size), "5GB", CMD_MERGE, "largest safetensors file of the merged model (GB, MB, KB or bytes)"},
     {"model", F_STRING, OFF(model_name_or_path), NULL, CMD_DUMP, "alias of --model_name_or_path"},
     {"data", F_STRING, OFF(dataset_name), NULL, CMD_DUMP, "alias of --dataset_name"},
 };
@@ -156,13 +157,15 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
 {
     if (!c->model_name_or_path)
         return err_set(e, "--model_name_or_path is required");
-    if (!c->dataset_name && cmd != CMD_PLAN && cmd != CMD_GENERATE)
+    if (cmd == CMD_MERGE && (!c->adapter || !c->out))
+        return err_set(e, "merge: --adapter and --out are required");
+    if (!c->dataset_name && cmd != CMD_PLAN && cmd != CMD_GENERATE && cmd != CMD_MERGE)
         return err_set(e, "--dataset_name is required");
     if (cmd == CMD_GENERATE && !c->prompt)
         return err_set(e, "--prompt is required");
     if (cmd == CMD_GENERATE && (c->max_new_tokens < 1 || c->temperature < 0 || c->top_p <= 0 || c->top_p > 1))
         return err_set(e, "--max_new_tokens must be >= 1, --temperature >= 0, --top_p in (0, 1]");
-    if (c->max_seq_len < 2 && cmd != CMD_GENERATE)
+    if (c->max_seq_len < 2 && cmd != CMD_GENERATE && cmd != CMD_MERGE)
         return err_set(e, "--max_seq_len: %d is too small (at least 2)", c->max_seq_len);
     if (c->chat_template_format && strcmp(c->chat_template_format, "none") &&
         strcmp(c->chat_template_format, "chatml") && strcmp(c->chat_template_format, "zephyr"))
@@ -213,7 +216,7 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return err_set(e, "--eval_steps: must not be negative");
     if ((cmd == CMD_EVAL || cmd == CMD_TRAIN) && c->per_device_eval_batch_size < 1)
         return err_set(e, "--per_device_eval_batch_size: must be at least 1");
-    if (cmd == CMD_DUMP && !c->out)
+    if ((cmd == CMD_DUMP || cmd == CMD_MERGE) && !c->out)
         return err_set(e, "--out is required");
     return 0;
 }

@@ -5,7 +5,7 @@
 
 #include "log.h"
 
-typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4, CMD_PLAN = 8, CMD_GENERATE = 16 } command_id;
+typedef enum command_id { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_DUMP = 4, CMD_PLAN = 8, CMD_GENERATE = 16, CMD_MERGE = 32 } command_id;
 
 typedef struct run_config {
     /* model and data */
@@ -65,6 +65,8 @@ typedef struct run_config {
     int ranks_per_node;
     char *torch_dtype;
     int use_4bit_quantization;
+    /* merge */
+    char *max_shard_size;       /* "5GB", "200MB", or bytes */
     /* model_dump (tests) */
     int rows;
     char *out;

@@ -8,6 +8,7 @@
 #include "convert_llama2c.h"
 #include "log.h"
 #include "generate.h"
+#include "merge.h"
 #include "plan.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -23,6 +24,7 @@ static void usage(FILE *out)
             "  tokenize  --tokenizer PATH [--add_special_tokens True|False] [--decode] TEXT...\n"
             "  generate  --model_name_or_path DIR [--adapter DIR] --prompt TEXT --max_new_tokens N\n"
             "  export    CHECKPOINT --out DIR: the PEFT adapter of an HDF5 checkpoint\n"
+            "  merge     --model_name_or_path BASE --adapter DIR --out DIR [--max_shard_size 5GB]\n"
             "  plan      expected memory per rank and traffic per step, from config.json alone\n"
             "  help      this text; `shardtune <command> --help` lists a command's flags\n");
 }
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
             die(EXIT_FAILURE_RUN, "%s", e.msg);
         rc = 0;
     } else if (!strcmp(cmd, "merge")) {
-        die(EXIT_USAGE, "%s: not supported yet", cmd);
+        rc = cmd_run(cmd, CMD_MERGE, merge_run, argc - 2, argv + 2);
     } else {
         usage(stderr);
         die(EXIT_USAGE, "'%s' is not a command", cmd);

@@ -13,3 +13,5 @@ EXTRA_DIST += tests/ref/lora_grads_match_peft.sh tests/ref/train_matches_torch.s
 EXTRA_DIST += tests/ref/generate_matches_hf.sh
 TESTS += tests/ref/chat_adapter_loads_in_peft.sh
 EXTRA_DIST += tests/ref/chat_adapter_loads_in_peft.sh
+TESTS += tests/ref/merge_matches_peft.sh
+EXTRA_DIST += tests/ref/merge_matches_peft.sh
