@@ -15,3 +15,5 @@ TESTS += tests/ref/chat_adapter_loads_in_peft.sh
 EXTRA_DIST += tests/ref/chat_adapter_loads_in_peft.sh
 TESTS += tests/ref/merge_matches_peft.sh
 EXTRA_DIST += tests/ref/merge_matches_peft.sh
+TESTS += tests/ref/export_loads_in_peft.sh
+EXTRA_DIST += tests/ref/export_loads_in_peft.sh
