@@ -239,8 +239,10 @@ static int resume(session *s, optimizer *opt, const run_config *c, const step_pl
         snprintf(path, sizeof path, "%s", c->resume_from_checkpoint);
     }
     ckpt_meta meta;
+    double t0 = now_seconds();
     if (ckpt_load(&s->f, opt, &meta, path, e) != 0)
         return -1;
+    double seconds = now_seconds() - t0;
     if (meta.steps_per_epoch != (int)plan->steps_per_epoch)
         return err_set(e, "%s: written with %d steps per epoch, this run has %zu: keep "
                           "per_device_train_batch_size x gradient_accumulation_steps x ranks the same",
@@ -248,8 +250,8 @@ static int resume(session *s, optimizer *opt, const run_config *c, const step_pl
     if (meta.seed != c->seed)
         return err_set(e, "%s: written with --seed %lld, this run has %d", path, (long long)meta.seed, c->seed);
     *start_step = meta.global_step;
-    log_info("resumed from %s at step %d (%s layout, written by %d rank(s))", path, meta.global_step,
-             meta.layout == CKPT_FULL ? "full" : "sharded", meta.world_size);
+    log_info("resumed from %s at step %d (%s layout, written by %d rank(s)) in %.3f s", path, meta.global_step,
+             meta.layout == CKPT_FULL ? "full" : "sharded", meta.world_size, seconds);
     return 0;
 }
 
@@ -263,11 +265,15 @@ static int save_checkpoint(session *s, const optimizer *opt, const run_config *c
     char name[64], path[4200];
     snprintf(name, sizeof name, "checkpoint-%d.h5", steps_done);
     snprintf(path, sizeof path, "%s/%s", c->output_dir, name);
+    double t0 = now_seconds();
     if (ckpt_save(&s->f, opt, &meta, config_json, path, e) != 0)
         return -1;
+    double seconds = now_seconds() - t0;
     if (s->rank == 0 && ckpt_mark_latest(c->output_dir, name, c->save_total_limit, e) != 0)
         return -1;
-    log_info("checkpoint %s", path);
+    struct stat st;
+    log_info("checkpoint %s: %.1f MiB written in %.3f s", path, stat(path, &st) == 0 ? st.st_size / 1048576.0 : 0.0,
+             seconds);
     return 0;
 }
 
