@@ -281,6 +281,23 @@ static hid_t open_file(const char *path, int create)
     return file;
 }
 
+/* Opens PATH for reading on every rank; -1 on all of them (and e set)
+ * when any rank cannot. */
+static hid_t open_existing(const char *path, errbuf *e)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = access(path, R_OK) == 0 ? open_file(path, 0) : -1;
+    int bad = file < 0;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (bad) {
+        if (file >= 0)
+            H5Fclose(file);
+        err_set(e, "%s: not a readable checkpoint (missing, truncated or not HDF5)", path);
+        return -1;
+    }
+    return file;
+}
+
 /* The buffers a slice kind lives in: params, or one AdamW moment. */
 static float *kind_buffer(const fsdp *f, const optimizer *o, int kind, int ui)
 {
@@ -375,15 +392,9 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
 
 int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *e)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = access(path, R_OK) == 0 ? open_file(path, 0) : -1;
-    int bad = file < 0;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (bad) {
-        if (file >= 0)
-            H5Fclose(file);
-        return err_set(e, "%s: not a readable checkpoint (missing, truncated or not HDF5)", path);
-    }
+    hid_t file = open_existing(path, e);
+    if (file < 0)
+        return -1;
     int rc = 0;
     char text[64];
     int64_t version = 0, ints[6];
@@ -434,15 +445,9 @@ int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *
 
 int ckpt_read_config(const char *path, char **config_json, errbuf *e)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = access(path, R_OK) == 0 ? open_file(path, 0) : -1;
-    int bad = file < 0;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (bad) {
-        if (file >= 0)
-            H5Fclose(file);
-        return err_set(e, "%s: not a readable checkpoint (missing, truncated or not HDF5)", path);
-    }
+    hid_t file = open_existing(path, e);
+    if (file < 0)
+        return -1;
     char *buf = xmalloc(1 << 16);
     int rc = attr_read_string(file, "config", buf, 1 << 16);
     H5Fclose(file);
