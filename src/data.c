@@ -187,3 +187,12 @@ void sampler_free(sampler *s)
     free(s->perm);
     s->perm = NULL;
 }
+
+long sampler_step_micro(size_t step_in_epoch, int G, int world, int rank, int t, size_t n_batches)
+{
+    size_t per_step = (size_t)G * (size_t)world;
+    size_t k0 = step_in_epoch * per_step;
+    size_t k1 = k0 + per_step < n_batches ? k0 + per_step : n_batches;
+    size_t k = k0 + (size_t)rank + (size_t)t * (size_t)world;
+    return k < k1 ? (long)k : -1;
+}

@@ -118,5 +118,11 @@ size_t sampler_n_batches(const sampler *s);
 /* Rows of micro-batch k of epoch e (returns their count, <= batch_size). */
 int sampler_batch(sampler *s, int epoch, size_t k, const size_t **rows);
 void sampler_free(sampler *s);
+/* The data-parallel split: optimizer step `step_in_epoch` spans G x N
+ * consecutive micro-batches of the epoch; rank r's t-th pass (t < G) runs
+ * micro-batch step_in_epoch x G x N + r + t x N, or none (-1) when that is
+ * past the step's end or the epoch's n_batches.  Every rank count gives the
+ * same global batches as one rank with N x G accumulation. */
+long sampler_step_micro(size_t step_in_epoch, int G, int world, int rank, int t, size_t n_batches);
 
 #endif

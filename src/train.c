@@ -103,16 +103,16 @@ static double run_step(session *s, const run_config *c, const dataset *data, sam
     const int G = c->gradient_accumulation_steps;
     const size_t n_batches = sampler_n_batches(smp);
     const int epoch = (int)((size_t)step / plan->steps_per_epoch);
-    const size_t k0 = ((size_t)step % plan->steps_per_epoch) * plan->micro_per_step;
-    const size_t k1 = k0 + plan->micro_per_step < n_batches ? k0 + plan->micro_per_step : n_batches;
+    const size_t step_in_epoch = (size_t)step % plan->steps_per_epoch;
     host_batch *hbs = xcalloc((size_t)G, sizeof *hbs);
+    long *ks = xmalloc((size_t)G * sizeof *ks);
     double counts[2] = {0.0, 0.0}; /* targets, tokens */
     for (int t = 0; t < G; t++) {
-        size_t k = k0 + (size_t)s->rank + (size_t)t * (size_t)s->world;
-        if (k >= k1)
+        ks[t] = sampler_step_micro(step_in_epoch, G, s->world, s->rank, t, n_batches);
+        if (ks[t] < 0)
             continue;
         const size_t *rows;
-        int n = sampler_batch(smp, epoch, k, &rows);
+        int n = sampler_batch(smp, epoch, (size_t)ks[t], &rows);
         dataset_batch(data, rows, n, session_pad_id(s), &hbs[t]);
         counts[0] += (double)hbs[t].n_targets;
         counts[1] += (double)hbs[t].batch * hbs[t].seq;
@@ -123,13 +123,14 @@ static double run_step(session *s, const run_config *c, const dataset *data, sam
     fsdp_zero_grads(&s->f);
     double loss_sum = 0.0;
     for (int t = 0; t < G; t++) {
-        size_t k = k0 + (size_t)s->rank + (size_t)t * (size_t)s->world;
-        s->m.dropout_key = rng_hash((uint64_t)c->seed, (uint64_t)step * 65536u + k);
-        loss_sum += session_run_batch(s, k < k1 ? &hbs[t] : NULL, grad_scale, 1, NULL);
-        if (k < k1)
+        /* dropout masks follow the global micro-batch, not the rank */
+        s->m.dropout_key = rng_hash((uint64_t)c->seed, (uint64_t)step * 65536u + (uint64_t)(ks[t] < 0 ? 0 : ks[t]));
+        loss_sum += session_run_batch(s, ks[t] >= 0 ? &hbs[t] : NULL, grad_scale, 1, NULL);
+        if (ks[t] >= 0)
             host_batch_free(&hbs[t]);
     }
     free(hbs);
+    free(ks);
     session_sum(s, &loss_sum, 1);
     *n_targets = counts[0];
     *n_tokens = counts[1];

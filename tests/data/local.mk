@@ -31,3 +31,10 @@ EXTRA_DIST += tests/data/data_valgrind.sh tests/data/chat_agreement.sh tests/dat
 	tests/data/packed_loss.sh tests/data/chat_agreement.py tests/data/data_agreement.py \
 	tests/data/README tests/data/LICENSE.1.5-Pints tests/data/LICENSE.FastChat \
 	tests/data/ultrachat_200k_sample16.jsonl tests/data/fastchat_dummy_conversation.json
+
+# the data-parallel split of the sampler
+check_PROGRAMS += tests/data/test_sampler
+tests_data_test_sampler_SOURCES = tests/data/test_sampler.c
+tests_data_test_sampler_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_data_test_sampler_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
+TESTS += tests/data/test_sampler
