@@ -92,10 +92,14 @@ static const flag_def flags[] = {
 
 /* Flags of train.py / TrainingArguments / accelerate that later work brings. */
 static const char *const later_flags[] = {
-    "use_4bit_quantization", "use_nested_quant", "bnb_4bit_compute_dtype", "bnb_4bit_quant_type",
-    "bnb_4bit_quant_storage_dtype", "use_8bit_quantization", "use_flash_attn", "use_unsloth", "use_reentrant",
-    "bf16", "fp16", "use_dora",
-    "fsdp", "fsdp_config", "device",
+    "use_4bit_quantization", "use_8bit_quantization", "use_unsloth", "use_dora", "fsdp", "fsdp_config", "device",
+};
+
+/* Flags of train.py / TrainingArguments that change nothing here: accepted
+ * with a note, so the PEFT guide's command line runs as it is. */
+static const char *const noted_flags[] = {
+    "bf16", "fp16", "use_flash_attn", "use_reentrant", "use_nested_quant", "bnb_4bit_compute_dtype",
+    "bnb_4bit_quant_type", "bnb_4bit_quant_storage_dtype", "log_level", "logging_strategy", "hub_strategy",
 };
 
 /* Accepted and ignored when they ask for what shardtune does anyway. */
@@ -243,17 +247,30 @@ int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e
         for (size_t k = 0; k < COUNT(flags); k++)
             if ((flags[k].commands & cmd) && strcmp(flags[k].name, name) == 0)
                 f = &flags[k];
-        if (!f && in_list(name, later_flags, COUNT(later_flags)))
-            return err_set(e, "--%s: not supported yet", name);
-        if (!f && in_list(name, harmless_flags, COUNT(harmless_flags))) {
-            if (!eq)
+        /* a bare flag (no value follows) is a boolean True, as with HfArgumentParser */
+        const int bare = !eq && (!value || strncmp(value, "--", 2) == 0);
+        int truth = 1;
+        if (!bare && parse_bool(value, &truth) != 0)
+            truth = 1;
+        if (!f && in_list(name, later_flags, COUNT(later_flags))) {
+            if (truth)
+                return err_set(e, "--%s: not supported yet", name);
+            if (!eq) /* False asks for nothing */
+                i++;
+            continue;
+        }
+        if (!f && (in_list(name, harmless_flags, COUNT(harmless_flags)) ||
+                   in_list(name, noted_flags, COUNT(noted_flags)))) {
+            if (in_list(name, noted_flags, COUNT(noted_flags)) && truth)
+                log_info("note: --%s %s has no effect in shardtune (CPU backend: fp32 compute, its own "
+                         "attention and recomputation, its own logging)", name, bare ? "True" : value);
+            if (!bare && !eq)
                 i++;
             continue;
         }
         if (!f)
             return err_set(e, "--%s: unknown flag", name);
-        /* a bare boolean flag means True, as with transformers' HfArgumentParser */
-        if (f->type == F_BOOL && !eq && (!value || strncmp(value, "--", 2) == 0)) {
+        if (f->type == F_BOOL && bare) {
             *(int *)((char *)c + f->offset) = 1;
             continue;
         }

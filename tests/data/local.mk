@@ -38,3 +38,5 @@ tests_data_test_sampler_SOURCES = tests/data/test_sampler.c
 tests_data_test_sampler_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_data_test_sampler_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
 TESTS += tests/data/test_sampler
+TESTS += tests/data/guide_command.sh
+EXTRA_DIST += tests/data/guide_command.sh
