@@ -20,8 +20,9 @@ steps=6 micro=4  # global batch: 4 micro-batches of 2 x 256 tokens
 printf '%-6s %-12s %-12s %-10s %-14s %-14s\n' ranks "tok/s total" "tok/s/rank" hidden "sent/step MiB" "ring MiB"
 for np in 1 2 4; do
     threads=$(( $(nproc) / np )); [ "$threads" -ge 1 ] || threads=1
+    # mpirun binds a rank to one core unless told otherwise: give each rank its threads' cores
     OMP_NUM_THREADS=$threads FSDP_SHARDING_STRATEGY=FULL_SHARD FSDP_FORWARD_PREFETCH=true \
-        mpirun -np $np "$build/shardtune" train --model_name_or_path "$work/m" \
+        mpirun -np $np --map-by "slot:PE=$threads" "$build/shardtune" train --model_name_or_path "$work/m" \
         --dataset_name "$work/m/data.jsonl" --max_seq_len 256 --output_dir "$work/o$np" \
         --per_device_train_batch_size 2 --gradient_accumulation_steps $((micro / np)) --max_steps $steps \
         --logging_steps 1 --lora_r 8 --lora_alpha 16 --lora_dropout 0 --lora_target_modules all-linear \

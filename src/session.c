@@ -1,5 +1,8 @@
 /* session.c: setting up and tearing down a run (see session.h). */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "session.h"
+
+#include <sched.h>
 
 #include <mpi.h>
 #include <omp.h>
@@ -14,6 +17,13 @@ static backend *create_backend(void)
 {
     const char *env = getenv("OMP_NUM_THREADS");
     int threads = env && atoi(env) > 0 ? atoi(env) : omp_get_max_threads();
+    /* mpirun binds each rank to one core by default: more threads than the
+     * cores a rank may use only take turns on them */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < threads)
+        log_info("note: %d OpenMP threads but this rank may run on %d core(s): give it more "
+                 "(mpirun --map-by slot:PE=%d, or --bind-to none) or set OMP_NUM_THREADS=%d",
+                 threads, CPU_COUNT(&set), threads, CPU_COUNT(&set));
     return backend_cpu_create(threads);
 }
 
