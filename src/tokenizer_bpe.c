@@ -412,10 +412,15 @@ static void encode_chunk(const bpe_model *m, bpe_scratch *s, const char *w, size
         cache_put(mm, w, n, out->v + first, out->n - first);
 }
 
-void bpe_encode_word(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out)
+/* Encodes a word chunk by chunk (one chunk unless cut_at_meta), with
+ * either of the chunk encoders below. */
+typedef void (*chunk_encoder)(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens);
+
+static void encode_by_chunks(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens,
+                             chunk_encoder fn)
 {
     if (!m->cut_at_meta) {
-        encode_chunk(m, s, w, n, out);
+        fn(m, s, w, n, out, lens);
         return;
     }
     /* cut before each U+2581 that follows another character */
@@ -431,12 +436,23 @@ void bpe_encode_word(const bpe_model *m, bpe_scratch *s, const char *w, size_t n
         }
         if (i > start && !(i >= META_SPACE_LEN &&
                            memcmp(w + i - META_SPACE_LEN, META_SPACE, META_SPACE_LEN) == 0)) {
-            encode_chunk(m, s, w + start, i - start, out);
+            fn(m, s, w + start, i - start, out, lens);
             start = i;
         }
         i += META_SPACE_LEN;
     }
-    encode_chunk(m, s, w + start, n - start, out);
+    fn(m, s, w + start, n - start, out, lens);
+}
+
+static void encode_chunk_ids(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
+{
+    (void)lens;
+    encode_chunk(m, s, w, n, out);
+}
+
+void bpe_encode_word(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out)
+{
+    encode_by_chunks(m, s, w, n, out, NULL, encode_chunk_ids);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -469,26 +485,6 @@ static void encode_chunk_lens(const bpe_model *m, bpe_scratch *s, const char *w,
 
 void bpe_encode_word_lens(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
 {
-    if (!m->cut_at_meta) {
-        encode_chunk_lens(m, s, w, n, out, lens);
-        return;
-    }
     /* the same cuts as bpe_encode_word: they change nothing in the result */
-    size_t start = 0, i = 0;
-    while (i + META_SPACE_LEN <= n) {
-        const char *p = memchr(w + i, '\xe2', n - i);
-        if (!p || (size_t)(p - w) + META_SPACE_LEN > n)
-            break;
-        i = (size_t)(p - w);
-        if (memcmp(p, META_SPACE, META_SPACE_LEN) != 0) {
-            i++;
-            continue;
-        }
-        if (i > start && !(i >= META_SPACE_LEN && memcmp(w + i - META_SPACE_LEN, META_SPACE, META_SPACE_LEN) == 0)) {
-            encode_chunk_lens(m, s, w + start, i - start, out, lens);
-            start = i;
-        }
-        i += META_SPACE_LEN;
-    }
-    encode_chunk_lens(m, s, w + start, n - start, out, lens);
+    encode_by_chunks(m, s, w, n, out, lens, encode_chunk_lens);
 }
