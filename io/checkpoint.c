@@ -176,10 +176,11 @@ static int max_slices(const fsdp *f)
     return n;
 }
 
-/* Sum over the ranks that own a slice (the first of each replica group). */
-static uint64_t global_checksum(const fsdp *f, const slice *s, int owner)
+/* Sum over the ranks that own a slice (the first of each replica group);
+ * host holds the slice's values in host memory. */
+static uint64_t global_checksum(const slice *s, const float *host, int owner)
 {
-    uint64_t sum = owner ? checksum_f32(checksum_name(s->name), s->a, s->buf, s->b - s->a) : 0;
+    uint64_t sum = owner ? checksum_f32(checksum_name(s->name), s->a, host, s->b - s->a) : 0;
     MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
     return sum;
 }
@@ -218,8 +219,13 @@ static int write_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, in
     hid_t mem = H5Screate_simple(1, n ? &n : &one, NULL);
     if (!n)
         H5Sselect_none(mem);
-    int rc = H5Dwrite(d, H5T_NATIVE_FLOAT, mem, space, dxpl, s->buf) < 0 ? -1 : 0;
-    uint64_t sum = global_checksum(f, s, owner);
+    /* the shards may live on a device: HDF5 writes from a host copy */
+    float *host = xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    if (n)
+        f->be->copy_to_host(f->be, host, s->buf, (size_t)n * sizeof(float));
+    int rc = H5Dwrite(d, H5T_NATIVE_FLOAT, mem, space, dxpl, host) < 0 ? -1 : 0;
+    uint64_t sum = global_checksum(s, host, owner);
+    free(host);
     if (rc == 0)
         rc = attr_write(d, "checksum", H5T_NATIVE_UINT64, &sum);
     H5Sclose(mem);
@@ -238,6 +244,8 @@ static int read_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, int
     int nd = H5Sget_simple_extent_ndims(space);
     H5Sget_simple_extent_dims(space, dims, NULL);
     int rc = 0;
+    const size_t n_read = (size_t)(s->b - s->a);
+    float *host = xcalloc(n_read ? n_read : 1, sizeof(float)); /* read on the host, then placed */
     if (nd != s->n_dims || dims[0] != s->dims[0] || (nd == 2 && dims[1] != s->dims[1])) {
         rc = err_set(e, "%s: dataset %s has another shape than this model and adapter", path, s->name);
     } else {
@@ -247,19 +255,23 @@ static int read_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, int
         hid_t mem = H5Screate_simple(1, n ? &n : &one, NULL);
         if (!n)
             H5Sselect_none(mem);
-        if (H5Dread(d, H5T_NATIVE_FLOAT, mem, space, dxpl, s->buf) < 0)
+        if (H5Dread(d, H5T_NATIVE_FLOAT, mem, space, dxpl, host) < 0)
             rc = err_set(e, "%s: cannot read dataset %s", path, s->name);
+        else if (n_read)
+            f->be->copy_to_device(f->be, s->buf, host, n_read * sizeof(float));
         H5Sclose(mem);
     }
     /* every rank takes part in the checksum, whatever happened above */
     int bad = rc != 0;
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (bad) {
+        free(host);
         H5Sclose(space);
         H5Dclose(d);
         return rc != 0 ? rc : err_set(e, "%s: dataset %s is unreadable on another rank", path, s->name);
     }
-    uint64_t sum = global_checksum(f, s, owner), stored = 0;
+    uint64_t sum = global_checksum(s, host, owner), stored = 0;
+    free(host);
     if (attr_read(d, "checksum", H5T_NATIVE_UINT64, &stored) != 0)
         rc = err_set(e, "%s: dataset %s has no checksum", path, s->name);
     else if (stored != sum)
@@ -430,7 +442,7 @@ int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *
             if (!f->m->units[ui].n_train_elems)
                 continue;
             float *buf = kind_buffer(f, o, kind, ui);
-            memset(buf, 0, f->shard_elems[ui] * sizeof(float)); /* the padding stays zero */
+            f->be->zero(f->be, buf, f->shard_elems[ui] * sizeof(float)); /* the padding stays zero */
             int n = unit_slices(f, ui, meta->layout, kind == 0 ? "param" : moment_names[kind - 1], buf, sl);
             for (int i = 0; i < n && rc == 0; i++)
                 rc = read_slice(f, file, dxpl, &sl[i], owner, path, e);

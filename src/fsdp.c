@@ -186,6 +186,16 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
+/* A host copy of unit ui's storage shard (device memory is not host
+ * readable on every backend). */
+static uint8_t *shard_to_host(const fsdp *f, int ui)
+{
+    const fsdp_unit *u = &f->units[ui];
+    uint8_t *host = xmalloc(u->storage_shard_bytes);
+    f->be->copy_to_host(f->be, host, u->storage_shard, u->storage_shard_bytes);
+    return host;
+}
+
 /* fsdp_sync_module_states: every rank read the same tensor table, and the
  * ranks holding the same shard hold the same bytes. */
 static int check_module_states(fsdp *f, errbuf *e)
@@ -200,7 +210,9 @@ static int check_module_states(fsdp *f, errbuf *e)
             table = fnv1a(table, p->shape, sizeof p->shape);
             table = fnv1a(table, &p->storage, sizeof p->storage);
         }
-        bytes = fnv1a(bytes, f->units[ui].storage_shard, f->units[ui].storage_shard_bytes);
+        uint8_t *host = shard_to_host(f, ui);
+        bytes = fnv1a(bytes, host, f->units[ui].storage_shard_bytes);
+        free(host);
     }
     int world = f->cm->size[COMM_WORLD];
     uint64_t mine[3] = {table, bytes, (uint64_t)f->shard_index};
@@ -279,8 +291,11 @@ static void fingerprint_model(fsdp *f)
         const fsdp_unit *u = &f->units[ui];
         size_t lo = (size_t)f->shard_index * u->storage_shard_bytes;
         size_t hi = lo + u->storage_shard_bytes < mu->n_storage_bytes ? lo + u->storage_shard_bytes : mu->n_storage_bytes;
-        if (hi > lo)
-            sum += checksum_bytes(0x5348415244ull + (uint64_t)ui, lo, u->storage_shard, hi - lo);
+        if (hi > lo) {
+            uint8_t *host = shard_to_host(f, ui);
+            sum += checksum_bytes(0x5348415244ull + (uint64_t)ui, lo, host, hi - lo);
+            free(host);
+        }
     }
     if (f->shard_size > 1)
         f->cm->all_reduce(f->cm, COMM_SHARD, &sum, 1, COMM_U64, 0);
@@ -321,7 +336,12 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter,
         size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
         int assemble = needs_assembly(&m->units[ui]);
         if (efficient && !assemble) {
-            rc = read_storage_range(m, ui, st, &rr, lo, lo + u->storage_shard_bytes, u->storage_shard, e);
+            /* files are read into host memory, then placed on the device */
+            uint8_t *stage = xcalloc(u->storage_shard_bytes, 1);
+            rc = read_storage_range(m, ui, st, &rr, lo, lo + u->storage_shard_bytes, stage, e);
+            if (rc == 0)
+                f->be->copy_to_device(f->be, u->storage_shard, stage, u->storage_shard_bytes);
+            free(stage);
         } else if (efficient) {
             /* every rank builds this one unit whole, keeps its slice */
             uint8_t *buf = xcalloc(full, 1);
@@ -331,7 +351,7 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter,
             free(buf);
         } else {
             /* rank 0 reads the unit, everyone takes its slice */
-            uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
+            uint8_t *buf = xcalloc(full, 1);
             double bad = 0.0;
             if (is_root && (assemble ? assemble_unit(m, ui, st, adapter, &rr, buf, e)
                                      : read_storage_range(m, ui, st, &rr, 0, full, buf, e)) != 0)
@@ -341,9 +361,9 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter,
                 rc = is_root ? -1 : err_set(e, "%s: rank 0 could not read the model", model_dir);
             else {
                 cm->broadcast(cm, COMM_WORLD, buf, full, 0, 0);
-                f->be->copy(f->be, u->storage_shard, buf + lo, u->storage_shard_bytes);
+                f->be->copy_to_device(f->be, u->storage_shard, buf + lo, u->storage_shard_bytes);
             }
-            f->be->free(f->be, buf);
+            free(buf);
         }
     }
     if (rr.fd >= 0)
