@@ -9,6 +9,8 @@
  * fails early and says what to write instead. */
 #include "accel_config.h"
 
+#include "checksum.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -834,12 +836,7 @@ uint64_t accel_config_hash(const accel_config *c)
     int n = canonical_text(c, text, sizeof text);
     if (n < 0 || (size_t)n >= sizeof text)
         n = (int)strlen(text);
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
-    for (int i = 0; i < n; i++) {
-        h ^= (unsigned char)text[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return checksum_fnv1a(CHECKSUM_FNV1A_BASIS, text, (size_t)n);
 }
 
 void accel_config_describe(const accel_config *c, char *buf, size_t n_bytes)

@@ -28,10 +28,12 @@ uint64_t checksum_bytes(uint64_t key, size_t offset, const void *data, size_t n_
     return sum;
 }
 
-uint64_t checksum_name(const char *s)
+uint64_t checksum_fnv1a(uint64_t h, const void *data, size_t n_bytes)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n_bytes; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }
+
+uint64_t checksum_name(const char *s) { return checksum_fnv1a(CHECKSUM_FNV1A_BASIS, s, strlen(s)); }

@@ -178,14 +178,6 @@ static int read_storage_range(const model *m, int ui, const safetensors *st, ran
     return 0;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* A host copy of unit ui's storage shard (device memory is not host
  * readable on every backend). */
 static uint8_t *shard_to_host(const fsdp *f, int ui)
@@ -201,17 +193,17 @@ static uint8_t *shard_to_host(const fsdp *f, int ui)
 static int check_module_states(fsdp *f, errbuf *e)
 {
     const model *m = f->m;
-    uint64_t table = 0xcbf29ce484222325ull, bytes = 0xcbf29ce484222325ull;
+    uint64_t table = CHECKSUM_FNV1A_BASIS, bytes = CHECKSUM_FNV1A_BASIS;
     for (int ui = 0; ui < m->n_units; ui++) {
         const model_unit *mu = &m->units[ui];
         for (int i = 0; i < mu->n_params; i++) {
             const param_entry *p = &mu->params[i];
-            table = fnv1a(table, p->name, strlen(p->name));
-            table = fnv1a(table, p->shape, sizeof p->shape);
-            table = fnv1a(table, &p->storage, sizeof p->storage);
+            table = checksum_fnv1a(table, p->name, strlen(p->name));
+            table = checksum_fnv1a(table, p->shape, sizeof p->shape);
+            table = checksum_fnv1a(table, &p->storage, sizeof p->storage);
         }
         uint8_t *host = shard_to_host(f, ui);
-        bytes = fnv1a(bytes, host, f->units[ui].storage_shard_bytes);
+        bytes = checksum_fnv1a(bytes, host, f->units[ui].storage_shard_bytes);
         free(host);
     }
     int world = f->cm->size[COMM_WORLD];

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "checksum.h"
 #include "peft_adapter.h"
 
 static backend *create_backend(void)
@@ -29,13 +30,9 @@ static backend *create_backend(void)
 
 static uint64_t hash_args(int argc, char **argv)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (int i = 0; i < argc; i++)
-        for (const char *p = argv[i]; ; p++) {
-            h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-            if (!*p)
-                break;
-        }
+    uint64_t h = CHECKSUM_FNV1A_BASIS;
+    for (int i = 0; i < argc; i++) /* with each terminating NUL: flag boundaries count */
+        h = checksum_fnv1a(h, argv[i], strlen(argv[i]) + 1);
     return h;
 }
 
