@@ -710,8 +710,6 @@ void model_decode_unit(model *m, int ui, const int32_t *host_ids, int n_new, flo
     }
 }
 
-int model_decode_length(const model *m) { return m->decode ? m->decode->len : 0; }
-
 void model_decode_end(model *m)
 {
     decode_state *d = m->decode;
@@ -743,17 +741,6 @@ size_t model_n_trainable(const model *m)
     return n;
 }
 
-const param_entry *model_find_trainable(const model *m, const char *peft_key, model_unit **unit)
-{
-    for (int ui = 0; ui < m->n_units; ui++)
-        for (int i = 0; i < m->units[ui].n_params; i++)
-            if (m->units[ui].params[i].trainable && strcmp(m->units[ui].params[i].name, peft_key) == 0) {
-                if (unit)
-                    *unit = &m->units[ui];
-                return &m->units[ui].params[i];
-            }
-    return NULL;
-}
 
 void model_free(model *m)
 {

@@ -144,12 +144,9 @@ void model_unit_backward(model *m, int ui, const model_batch *b);
  * head writing the logits of the last one (host [vocab]). */
 void model_decode_begin(model *m, int max_len);
 void model_decode_unit(model *m, int ui, const int32_t *host_ids, int n_new, float *host_logits);
-int model_decode_length(const model *m);
 void model_decode_end(model *m);
 
 size_t model_n_trainable(const model *m);
 
-/* Lookup of a trainable tensor by PEFT key; NULL when absent. */
-const param_entry *model_find_trainable(const model *m, const char *peft_key, model_unit **unit);
 
 #endif

@@ -16,8 +16,6 @@ int lr_schedule_from_name(const char *name)
     return -1;
 }
 
-const char *lr_schedule_name(lr_schedule s) { return schedule_names[s]; }
-
 double lr_schedule_factor(lr_schedule s, int step, int warmup_steps, int total_steps)
 {
     if (s == SCHED_CONSTANT)

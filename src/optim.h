@@ -14,7 +14,6 @@ typedef enum lr_schedule {
 
 /* -1 for an unknown name; names as transformers' SchedulerType. */
 int lr_schedule_from_name(const char *name);
-const char *lr_schedule_name(lr_schedule s);
 /* Multiplier of the base learning rate at optimizer step `step` (0-based),
  * exactly as transformers.get_scheduler's lambdas compute it. */
 double lr_schedule_factor(lr_schedule s, int step, int warmup_steps, int total_steps);
