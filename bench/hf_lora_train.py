@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""hf_lora_train.py: the peer of `shardtune train` for bench/cpu_lora_step.sh:
-what a user would otherwise run on a CPU, transformers LlamaForCausalLM
-(attn_implementation="sdpa", float32) + peft LoRA + torch.optim.AdamW.
+"""hf_lora_train.py: the peer of `shardtune train` for bench/cpu_lora_step.sh
+and bench/gpu_lora_step.sh: what a user would otherwise run, transformers
+LlamaForCausalLM (attn_implementation="sdpa") + peft LoRA + torch.optim.AdamW,
+on the CPU in float32 (the default) or on a CUDA device in bfloat16.
 
     python bench/hf_lora_train.py --model M --data D.jsonl --steps N [--warmup 2]
         [--batch 4] [--seq 256] [--lora_r 8] [--lora_alpha 16] [--threads T]
+        [--device cpu|cuda] [--dtype float32|bfloat16] [--autocast]
         [--gradient_checkpointing] [--json]
 
 A plain loop (forward, backward, clip to 1.0, AdamW step, zero_grad) over
@@ -14,10 +16,36 @@ betas 0.9/0.999, eps 1e-8, max_grad_norm 1.0).  It is deliberately not the
 transformers Trainer: the Trainer adds data-loader, callback and logging
 overhead per step, so a manual loop is the fairer (faster) baseline for HF.
 
-Each step is timed on its own (time.perf_counter around the whole step);
-tokens/s is the median of batch*seq/step_time over the steps after --warmup.
-Prints one line of JSON on stdout (tool, tokens_per_second, per-step list,
-peak RSS from resource.getrusage) when --json, else a human line.
+Each step is timed on its own (time.perf_counter around the whole step; on
+cuda after torch.cuda.synchronize() at both ends); tokens/s is the median of
+batch*seq/step_time over the steps after --warmup.
+
+--device cuda: the model is loaded in --dtype (frozen weights in bf16 with
+--dtype bfloat16), then moved to the device; the batches live there too.  peft
+keeps the LoRA A/B weights in float32 on a bf16 model (get_peft_model's
+autocast_adapter_dtype=True, the default, upcasts bf16/fp16 adapter weights),
+and its LoRA forward casts the bf16 input to float32 for the adapter matmuls
+and the adapter's output back to bf16; so AdamW and its state are float32.
+No torch.autocast unless --autocast (what Trainer(bf16=True) adds: the
+adapter's matmuls then run in bf16 too).  Gradient checkpointing is what
+TrainingArguments(gradient_checkpointing=True) does for a PEFT model on any
+device: use_reentrant=False plus enable_input_require_grads().  GPU memory
+(torch's caching allocator's view, not the CUDA context): weights_gpu_bytes =
+torch.cuda.memory_allocated() once the PEFT model and the token ids are on the
+device; the peak statistics are reset there, so peak_gpu_steps_bytes =
+torch.cuda.max_memory_allocated() is the peak of the training steps, resident
+weights included, and peak_gpu_bytes the larger of that and the peak while
+loading, i.e. the whole run's (the model is loaded on the host and moved, so
+loading peaks at the weights).  peak_gpu_reserved_bytes: the allocator's
+reserve over the steps, nearer to what nvidia-smi shows.
+
+Prints one line of JSON on stdout when --json, else a human line: tool,
+device, dtype, tokens_per_second (median), tokens_per_second_steps,
+step_seconds (every step, warm-up included), loss_first, loss_last, n_params (the base
+model's), trainable_parameters, peak_rss_kib (resource.getrusage: the process,
+model loading included), peak_gpu_bytes, peak_gpu_steps_bytes,
+peak_gpu_reserved_bytes, weights_gpu_bytes and gpu (cuda), and
+model_flops_per_token (bench/lora_flops.py: the count MFU uses).
 """
 import argparse
 import json
@@ -27,6 +55,8 @@ import sys
 import time
 
 import torch
+
+from lora_flops import model_flops  # bench/lora_flops.py, beside this file
 
 
 def main():
@@ -41,6 +71,11 @@ def main():
     ap.add_argument("--lora_alpha", type=float, default=16)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave as is)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                    help="dtype of the loaded (frozen) model weights")
+    ap.add_argument("--autocast", action="store_true",
+                    help="run forward under torch.autocast(--dtype), as Trainer(bf16=True) does")
     ap.add_argument("--gradient_checkpointing", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
@@ -49,11 +84,18 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    cuda = a.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        sys.exit("hf_lora_train: --device cuda: torch sees no CUDA device")
+    dtype = getattr(torch, a.dtype)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForCausalLM
 
-    model = LlamaForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="sdpa")
+    model = LlamaForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="sdpa")
+    n_params = sum(p.numel() for p in model.parameters())
+    model.to(a.device)
     model.config.use_cache = False
     if a.gradient_checkpointing:
         # what TrainingArguments(gradient_checkpointing=True) does for a PEFT model
@@ -66,6 +108,7 @@ def main():
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
+    lora_dtypes = sorted({str(p.dtype).replace("torch.", "") for p in params})
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
     rows = []
@@ -73,22 +116,37 @@ def main():
         for line in f:
             if line.strip():
                 rows.append(json.loads(line)["input_ids"][: a.seq])
-    ids = torch.tensor(rows, dtype=torch.long)
+    ids = torch.tensor(rows, dtype=torch.long).to(a.device)
     n_batches = ids.shape[0] // a.batch
     if n_batches < 1:
         sys.exit(f"hf_lora_train: {a.data}: fewer than {a.batch} rows")
+
+    weights_gpu_bytes = load_peak_gpu_bytes = None
+    if cuda:
+        sync()
+        weights_gpu_bytes = torch.cuda.memory_allocated()
+        load_peak_gpu_bytes = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+
+    def forward(x):
+        if a.autocast:
+            with torch.autocast(device_type=a.device, dtype=dtype):
+                return model(input_ids=x, labels=x)
+        return model(input_ids=x, labels=x)
 
     step_times, losses = [], []
     for step in range(a.warmup + a.steps):
         k = step % n_batches
         x = ids[k * a.batch:(k + 1) * a.batch]
+        sync()
         t0 = time.perf_counter()
-        out = model(input_ids=x, labels=x)
+        out = forward(x)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss = out.loss.item()
+        sync()
         dt = time.perf_counter() - t0
         step_times.append(dt)
         losses.append(loss)
@@ -97,23 +155,40 @@ def main():
     timed = step_times[a.warmup:]
     tps = [tokens / t for t in timed]
     peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    flops = model_flops(model.config.to_dict(), ids.shape[1], a.lora_r)
     res = {
         "tool": "hf",
+        "device": a.device,
+        "dtype": a.dtype,
+        "autocast": a.autocast,
+        "gradient_checkpointing": a.gradient_checkpointing,
         "tokens_per_second": statistics.median(tps),
         "tokens_per_second_steps": [round(v, 1) for v in tps],
+        "step_seconds": [round(v, 6) for v in step_times],
+        "warmup": a.warmup,
         "loss_first": losses[0],
         "loss_last": losses[-1],
+        "n_params": n_params,
         "trainable_parameters": n_trainable,
+        "lora_dtype": ",".join(lora_dtypes),
         "threads": torch.get_num_threads(),
         "peak_rss_kib": peak_rss_kib,
+        "model_flops_per_token": flops["model_flops_per_token"],
         "torch": torch.__version__,
     }
+    if cuda:
+        steps_peak = torch.cuda.max_memory_allocated()
+        res.update(peak_gpu_bytes=max(steps_peak, load_peak_gpu_bytes), peak_gpu_steps_bytes=steps_peak,
+                   peak_gpu_reserved_bytes=torch.cuda.max_memory_reserved(),
+                   weights_gpu_bytes=weights_gpu_bytes, gpu=torch.cuda.get_device_name())
     if a.json:
         print(json.dumps(res))
     else:
+        gpu = (f", peak GPU {res['peak_gpu_bytes'] / 2**30:.2f} GiB (weights {weights_gpu_bytes / 2**30:.2f})"
+               if cuda else "")
         print(f"hf: {res['tokens_per_second']:.0f} tok/s (median of {len(timed)} steps), "
               f"loss {losses[0]:.4f} -> {losses[-1]:.4f}, {n_trainable} trainable, "
-              f"{res['threads']} threads, peak RSS {peak_rss_kib / 1024:.0f} MiB")
+              f"{res['threads']} threads, peak RSS {peak_rss_kib / 1024:.0f} MiB{gpu}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 /* comm.h: the collectives interface.  Model and FSDP code call only this;
- * comm_mpi.c implements it with MPI (CPU runs and tests), and a NCCL
- * implementation can follow for GPUs.
+ * comm_mpi.c implements it with MPI (CPU runs and tests), cuda/comm_nccl.c
+ * with NCCL for device buffers (GPU runs).
  *
  * Three groups: the world, the shard group (ranks that split a unit's flat
  * buffer between them) and the replica group (ranks that hold the same
@@ -40,6 +40,9 @@ struct comm {
     size_t n_calls[COMM_N_OPS];
     double async_busy_seconds[COMM_N_OPS]; /* time asynchronous collectives ran */
     double async_wait_seconds[COMM_N_OPS]; /* time the caller blocked waiting on them */
+    /* 1 when waiting does not block the caller (NCCL: the compute stream
+     * waits, the host does not), so the hidden fraction is not measured */
+    int overlap_unmeasured;
     void *impl;
 
     /* The buffers must stay valid until the request completes.  async = 0

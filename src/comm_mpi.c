@@ -6,7 +6,7 @@
  * after start-up goes through that queue (synchronous ones too, waited on at
  * once), so the order of collectives is the same on every rank and MPI
  * needs only MPI_THREAD_SERIALIZED. */
-#include "comm.h"
+#include "comm_mpi.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -246,6 +246,8 @@ static void mpi_destroy(comm *c)
     free(im);
     free(c);
 }
+
+MPI_Comm comm_mpi_group(const comm *c, comm_group g) { return ((const mpi_impl *)c->impl)->groups[g]; }
 
 comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e)
 {

@@ -65,6 +65,8 @@ static const flag_def flags[] = {
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
     {"seed", F_INT, OFF(seed), "42", MODEL_CMDS, "seed of data order, LoRA init and dropout"},
+    {"device", F_STRING, OFF(device), "auto", MODEL_CMDS & ~(unsigned)CMD_PLAN, "cpu, cuda, or auto: cuda when built with it and a GPU answers"},
+    {"bf16", F_BOOL, OFF(bf16), "False", MODEL_CMDS & ~(unsigned)CMD_PLAN, "bf16 matrix products with fp32 accumulation on the GPU (as mixed_precision: bf16); the CPU computes in fp32"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
     {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN, "recompute each layer in backward"},
     {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
@@ -92,13 +94,13 @@ static const flag_def flags[] = {
 
 /* Flags of train.py / TrainingArguments / accelerate that later work brings. */
 static const char *const later_flags[] = {
-    "use_4bit_quantization", "use_8bit_quantization", "use_unsloth", "use_dora", "fsdp", "fsdp_config", "device",
+    "use_4bit_quantization", "use_8bit_quantization", "use_unsloth", "use_dora", "fsdp", "fsdp_config",
 };
 
 /* Flags of train.py / TrainingArguments that change nothing here: accepted
  * with a note, so the PEFT guide's command line runs as it is. */
 static const char *const noted_flags[] = {
-    "bf16", "fp16", "use_flash_attn", "use_reentrant", "use_nested_quant", "bnb_4bit_compute_dtype",
+    "fp16", "use_flash_attn", "use_reentrant", "use_nested_quant", "bnb_4bit_compute_dtype",
     "bnb_4bit_quant_type", "bnb_4bit_quant_storage_dtype", "log_level", "logging_strategy", "hub_strategy",
 };
 
@@ -178,6 +180,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return err_set(e, "--packing_strategy: '%s' is not one of wrapped, bfd", c->packing_strategy);
     if (c->assistant_only_loss && !strcmp(c->chat_template_format, "none"))
         return err_set(e, "--assistant_only_loss: needs --chat_template_format chatml or zephyr");
+    if (c->device && strcmp(c->device, "cpu") && strcmp(c->device, "cuda") && strcmp(c->device, "auto"))
+        return err_set(e, "--device: '%s' is not one of cpu, cuda, auto", c->device);
     if (c->dataset_text_field && !*c->dataset_text_field)
         return err_set(e, "--dataset_text_field: must not be empty");
     if (cmd == CMD_PLAN && c->num_processes < 1)

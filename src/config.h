@@ -44,6 +44,8 @@ typedef struct run_config {
     double max_grad_norm;
     double adam_beta1, adam_beta2, adam_epsilon;
     int seed;
+    char *device;               /* cpu | cuda | auto */
+    int bf16;
     int logging_steps;
     int gradient_checkpointing;
     /* LoRA */

@@ -20,7 +20,12 @@ int err_set(errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 
 /* Prints "shardtune: error: <message>" and ends the whole job with status.
  * Under MPI with more than one rank, MPI_Abort brings the other ranks down. */
-_Noreturn void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#ifdef __cplusplus
+#define SHARDTUNE_NORETURN [[noreturn]] /* the CUDA files are C++ */
+#else
+#define SHARDTUNE_NORETURN _Noreturn
+#endif
+SHARDTUNE_NORETURN void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Rank and world size, set once MPI is up; before that rank 0 of 1. */
 void log_set_rank(int rank, int size);

@@ -13,8 +13,9 @@
 
 #include "checksum.h"
 #include "peft_adapter.h"
+#include "cuda_plugin.h"
 
-static backend *create_backend(void)
+static backend *create_cpu_backend(void)
 {
     const char *env = getenv("OMP_NUM_THREADS");
     int threads = env && atoi(env) > 0 ? atoi(env) : omp_get_max_threads();
@@ -26,6 +27,60 @@ static backend *create_backend(void)
                  "(mpirun --map-by slot:PE=%d, or --bind-to none) or set OMP_NUM_THREADS=%d",
                  threads, CPU_COUNT(&set), threads, CPU_COUNT(&set));
     return backend_cpu_create(threads);
+}
+
+/* This rank's index among the ranks of its node: which GPU it takes. */
+static int node_rank(void)
+{
+    MPI_Comm node;
+    int rank = 0;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &rank);
+    MPI_Comm_free(&node);
+    return rank;
+}
+
+/* The CUDA backend, one GPU per rank of a node, and NCCL in place of MPI
+ * for the device buffers. */
+static int open_cuda(session *s, const cuda_plugin *p, int bf16, errbuf *e)
+{
+    int n = p->device_count();
+    s->be = p->backend_create(n ? node_rank() % n : 0, bf16, e);
+    if (!s->be)
+        return -1;
+    comm *nccl = p->comm_create(s->cm, s->be, e);
+    if (!nccl)
+        return -1;
+    s->cm = nccl;
+    return 0;
+}
+
+/* --device: cpu, cuda, or auto: cuda when the CUDA plugin is there and a
+ * GPU answers on every rank (a machine without an NVIDIA device loads
+ * nothing). */
+static int open_backend(session *s, const run_config *c, errbuf *e)
+{
+    const char *device = c->device ? c->device : "auto";
+    const int bf16 = c->bf16 || strcmp(s->acc.mixed_precision, "bf16") == 0;
+    const cuda_plugin *plugin = NULL;
+    errbuf plugin_err;
+    if (strcmp(device, "cuda") == 0 && !(plugin = cuda_plugin_open(e)))
+        return -1;
+    if (strcmp(device, "auto") == 0 && cuda_plugin_device_present() && !(plugin = cuda_plugin_open(&plugin_err)) &&
+        s->rank == 0)
+        log_info("note: an NVIDIA device is present but the run stays on the CPU: %s", plugin_err.msg);
+    int want_cuda = plugin && (strcmp(device, "cuda") == 0 || plugin->device_count() > 0);
+    int lo = want_cuda, hi = want_cuda;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (lo != hi)
+        return err_set(e, "--device auto: some ranks found a GPU and others none; pass --device cpu or --device cuda");
+    if (want_cuda)
+        return open_cuda(s, plugin, bf16, e);
+    if (bf16 && s->rank == 0)
+        log_info("note: bf16 asked for (--bf16 or mixed_precision: bf16): the CPU backend computes in fp32");
+    s->be = create_cpu_backend();
+    return 0;
 }
 
 static uint64_t hash_args(int argc, char **argv)
@@ -84,7 +139,8 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
         return -1;
     if (s->rank == 0 && c->config_file)
         accel_config_print_notes(&s->acc);
-    s->be = create_backend();
+    if (open_backend(s, c, e) != 0)
+        return -1;
 
     lora_config lc = {0};
     if (c->adapter) {
@@ -188,9 +244,12 @@ enum { STAT_PEAK = 0, STAT_TOTAL = MEM_N_CATEGORIES, STAT_HOST, STAT_SENT, STAT_
 
 static void write_json(const session *s, const uint64_t *all, double hidden, FILE *f)
 {
-    fprintf(f, "{\"world_size\": %d, \"sharding_strategy\": \"%s\", \"shard_group\": %d, \"replica_group\": %d, "
-               "\"hidden_fraction\": %.4f, \"ranks\": [", s->world, fsdp_strategy_name(s->acc.sharding_strategy),
-            s->f.shard_size, s->f.replica_size, hidden);
+    char hidden_text[32] = "null"; /* not measured by every communicator */
+    if (!s->cm->overlap_unmeasured)
+        snprintf(hidden_text, sizeof hidden_text, "%.4f", hidden);
+    fprintf(f, "{\"world_size\": %d, \"backend\": \"%s\", \"sharding_strategy\": \"%s\", \"shard_group\": %d, "
+               "\"replica_group\": %d, \"hidden_fraction\": %s, \"ranks\": [", s->world, s->be->name,
+            fsdp_strategy_name(s->acc.sharding_strategy), s->f.shard_size, s->f.replica_size, hidden_text);
     for (int r = 0; r < s->world; r++) {
         const uint64_t *st = all + (size_t)r * N_STATS;
         fprintf(f, "%s{\"rank\": %d, \"peak_bytes\": {", r ? ", " : "", r);
@@ -228,9 +287,16 @@ static void print_table(const session *s, const uint64_t *all, double hidden)
             n += snprintf(line + n, sizeof line - (size_t)n, " %10.2f", all[(size_t)r * N_STATS + row] / 1048576.0);
         log_info("%s", line);
     }
-    log_info("collective time hidden behind compute (rank 0): %.0f%% (all-gathers %.0f%%, reduce-scatters %.0f%%)",
-             100.0 * hidden, 100.0 * comm_hidden_fraction(s->cm, COMM_ALL_GATHER),
-             100.0 * comm_hidden_fraction(s->cm, COMM_REDUCE_SCATTER));
+    double busy = 0.0;
+    for (int k = 0; k < COMM_N_OPS; k++)
+        busy += s->cm->async_busy_seconds[k];
+    if (s->cm->overlap_unmeasured)
+        log_info("asynchronous collectives ran %.3f s on their own stream (rank 0); how much of it the compute "
+                 "stream waited for is not measured", busy);
+    else
+        log_info("collective time hidden behind compute (rank 0): %.0f%% (all-gathers %.0f%%, reduce-scatters %.0f%%)",
+                 100.0 * hidden, 100.0 * comm_hidden_fraction(s->cm, COMM_ALL_GATHER),
+                 100.0 * comm_hidden_fraction(s->cm, COMM_REDUCE_SCATTER));
 }
 
 int session_report(session *s, const char *json_path, errbuf *e)

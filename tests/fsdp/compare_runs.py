@@ -1,10 +1,11 @@
 """compare_runs.py: do training runs agree?  (Python standard library only.)
 
-    compare_runs.py --st_dump BIN [--rtol 1e-5] REF_DIR DIR...
+    compare_runs.py --st_dump BIN [--rtol 1e-5] [--keys loss,grad_norm] [--metrics_only] REF_DIR DIR...
 
 For each DIR: metrics.jsonl has the same steps as REF_DIR's with losses and
-grad norms within rtol, and adapter_model.safetensors holds the same tensors
-with ||a - b|| / ||b|| <= rtol each (read through our st_dump tool).
+grad norms (--keys) within rtol, and adapter_model.safetensors holds the same
+tensors with ||a - b|| / ||b|| <= rtol each (read through our st_dump tool),
+unless --metrics_only.
 """
 import argparse, json, math, subprocess, sys
 
@@ -27,20 +28,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--st_dump", required=True)
     ap.add_argument("--rtol", type=float, default=1e-5)
+    ap.add_argument("--keys", default="loss,grad_norm")
+    ap.add_argument("--metrics_only", action="store_true")
     ap.add_argument("ref")
     ap.add_argument("dirs", nargs="+")
     a = ap.parse_args()
-    ref_m, ref_t = metrics(a.ref), tensors(a.st_dump, a.ref)
+    keys = a.keys.split(",")
+    ref_m, ref_t = metrics(a.ref), {} if a.metrics_only else tensors(a.st_dump, a.ref)
     failures = 0
     for d in a.dirs:
-        m, t = metrics(d), tensors(a.st_dump, d)
+        m, t = metrics(d), {} if a.metrics_only else tensors(a.st_dump, d)
         worst = 0.0
         if len(m) != len(ref_m):
             print(f"FAIL {d}: {len(m)} logged steps, reference has {len(ref_m)}")
             failures += 1
             continue
         for x, y in zip(m, ref_m):
-            for key in ("loss", "grad_norm"):
+            for key in keys:
                 e = rel(x[key], y[key])
                 worst = max(worst, e)
                 if not e <= a.rtol:

@@ -3,8 +3,9 @@
 # "Errors and output" asks: an unknown flag, a non-number for --learning_rate
 # and a non-boolean for --gradient_checkpointing exit 2 with a
 # "shardtune: error:" line naming the flag; a model directory that does not
-# exist exits nonzero (not by a signal) naming the path; none of them leaves
-# an adapter behind.
+# exist exits nonzero (not by a signal) naming the path; --device tpu is
+# refused, and --device cuda where no GPU answers (or no CUDA plugin was
+# built) fails with one line; none of them leaves an adapter behind.
 # No Python: the valid parts of the command line use tests/ref/tiny_model.sh.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/ref/tiny_model.sh"
@@ -54,6 +55,16 @@ expect 2 "shardtune: error:" "--learning_rate"
 train_valid_but gc --gradient_checkpointing maybe
 expect 2 "shardtune: error:" "--gradient_checkpointing"
 [ ! -e "$SCRATCH/out_gc/adapter_model.safetensors" ] || fail "an adapter was written after a usage error"
+
+train_valid_but dev --device tpu
+expect 2 "shardtune: error:" "--device" "tpu"
+
+if [ ! -e /dev/nvidiactl ] && [ ! -e /dev/nvidia0 ]; then
+    train_valid_but cuda --device cuda
+    expect nonzero "shardtune: error:" "--device cuda"
+    [ "$(grep -c . "$SCRATCH/err")" -eq 1 ] || fail "--device cuda without a GPU printed more than one line"
+    [ ! -e "$SCRATCH/out_cuda/adapter_model.safetensors" ] || fail "an adapter was written without a GPU"
+fi
 
 missing="$SCRATCH/no_such_model_dir"
 train --model_name_or_path "$missing" --adapter "$M/adapter" --use_peft_lora True \

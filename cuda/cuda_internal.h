@@ -1,0 +1,140 @@
+// cuda_internal.h: what the CUDA backend's files share (C++ / CUDA only):
+// the backend's state, error checks, the row-major GEMM helper, grow-only
+// scratch buffers and block reductions.
+#ifndef SHARDTUNE_CUDA_INTERNAL_H
+#define SHARDTUNE_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "backend_cuda.h"
+
+#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+
+void cuda_check(cudaError_t err, const char *what, const char *file, int line);
+void cublas_check(cublasStatus_t st, const char *what, const char *file, int line);
+
+// Scratch buffers the ops keep between calls (grown, never shrunk), so that
+// no op allocates in the steady state.  Accounted as MEM_ACTIVATIONS.
+enum cuda_scratch_slot {
+    SCRATCH_ATTN_S,    // scores / probabilities of a query block
+    SCRATCH_ATTN_DP,   // their gradient
+    SCRATCH_ATTN_D,    // rowsum(dO * O) per position and head
+    SCRATCH_XENT,      // logits chunk of lm_head_xent
+    SCRATCH_XENT_GRAD, // its gradient when the logits are kept
+    SCRATCH_ROW_LOSS,  // per-row losses (double)
+    SCRATCH_REDUCE,    // per-block partial sums (double)
+    SCRATCH_N
+};
+
+struct cuda_block_info {
+    size_t n_bytes;     // asked for (accounting)
+    size_t cached_size; // size class the block belongs to (device blocks)
+    mem_category cat;
+    int on_host;
+};
+
+struct cuda_impl {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasComputeType_t compute;
+    int n_sms;
+    // caching allocator: live blocks, and free device blocks by size class
+    std::unordered_map<void *, cuda_block_info> live;
+    std::multimap<size_t, void *> cache;
+    size_t cached_bytes;
+    size_t reserved_bytes, peak_reserved_bytes; // all that cudaMalloc holds: the device memory really used
+    void *scratch[SCRATCH_N];
+    size_t scratch_bytes[SCRATCH_N];
+};
+
+static inline cuda_impl *impl_of(backend *be) { return static_cast<cuda_impl *>(be->impl); }
+
+// Device scratch of at least n_bytes in slot (contents undefined).
+void *cuda_scratch(backend *be, cuda_scratch_slot slot, size_t n_bytes);
+
+// How many bytes an op may hold in one scratch block (attention's score
+// block, a chunk of logits): 256 MiB, or SHARDTUNE_CUDA_SCRATCH_KIB, which
+// the op check lowers so that small shapes take several blocks.
+size_t cuda_scratch_budget(void);
+
+// Row-major C = alpha op(A) op(B) + beta C, batched with element strides
+// (batch 1: strides unused), fp32 in memory, computed as the backend's
+// precision says.
+void cuda_gemm(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+               long long stride_a, const float *b, int ldb, long long stride_b, float beta, float *c, int ldc,
+               long long stride_c, int batch);
+
+// Launch shape for a flat loop over n elements (grid-stride kernels).
+static inline unsigned cuda_grid_for(size_t n, unsigned threads)
+{
+    size_t blocks = (n + threads - 1) / threads;
+    return blocks > 65535u * 16u ? 65535u * 16u : (blocks ? (unsigned)blocks : 1u);
+}
+
+#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+
+#ifdef __CUDACC__
+// Sum (or max) over a block whose size is a multiple of 32; every thread
+// gets the result.  Safe to call several times in a row.
+template <typename T> __device__ inline T block_sum(T v)
+{
+    __shared__ T part[32];
+    __shared__ T result;
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_down_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0)
+        part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? part[lane] : T(0);
+        for (int o = 16; o > 0; o >>= 1)
+            v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0)
+            result = v;
+    }
+    __syncthreads();
+    T r = result;
+    __syncthreads();
+    return r;
+}
+
+__device__ inline float block_max(float v)
+{
+    __shared__ float part[32];
+    __shared__ float result;
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0)
+        part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? part[lane] : -INFINITY;
+        for (int o = 16; o > 0; o >>= 1)
+            v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+        if (lane == 0)
+            result = v;
+    }
+    __syncthreads();
+    float r = result;
+    __syncthreads();
+    return r;
+}
+#endif
+
+// The ops, one file per family (backend_cuda.cu fills the table).
+void cuda_install_elementwise(backend *be); // elementwise_cuda.cu
+void cuda_install_attention(backend *be);   // attention_cuda.cu
+void cuda_install_xent(backend *be);        // xent_cuda.cu
+
+#endif

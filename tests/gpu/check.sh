@@ -1,0 +1,74 @@
+#!/bin/sh
+# check.sh: the GPU check of the CUDA backend, one script for a machine with
+# an NVIDIA GPU (aimed at under 8 minutes on an H200):
+#   1. the build: ./configure --with-cuda into _build_cuda, or a pack made by
+#      tests/gpu/pack.sh on another machine (PACK=dir or PACK=file.tar.xz)
+#      where this one lacks the project's libraries;
+#   2. tests/gpu/op_check: every op of backend.h, forward and backward,
+#      against the CPU backend, fp32 and bf16 GEMMs, outputs NaN-poisoned;
+#   3. tests/gpu/train_compare.sh: 20 LoRA steps on CPU and GPU, losses compared;
+#   4. bench/gpu_lora_step.sh: a training step of a random 1.1B Llama (seq
+#      2048, micro-batch 4, LoRA r 8 all-linear, gradient checkpointing):
+#      tokens/s, MFU over the torch-measured bf16 matmul peak, peak memory,
+#      shardtune and Hugging Face PEFT on the same GPU, and their ratio.
+# Logs go to CHECK_OUT (default runs/gpu-check); the last lines are a table.
+# Exit status: 0 when every part passed.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=${CHECK_OUT:-$top/runs/gpu-check}
+mkdir -p "$out"
+summary="$out/summary.txt"
+: >"$summary"
+status=0
+
+# part NAME CMD...: runs CMD with its output in NAME.log; records the result
+part() {
+    name=$1
+    shift
+    t0=$(date +%s)
+    "$@" >"$out/$name.log" 2>&1
+    rc=$?
+    case $rc in 0) verdict=pass ;; 77) verdict=skipped ;; *) verdict="FAIL (rc $rc)"; status=1 ;; esac
+    echo "| $name | $verdict | $(($(date +%s) - t0)) s |" >>"$summary"
+    echo "$name: $verdict" >&2
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$out/gpu.txt" 2>&1 ||
+    echo "nvidia-smi failed" >>"$out/gpu.txt"
+
+if [ -n "${PACK:-}" ]; then
+    case $PACK in
+    *.tar.xz)
+        tar -C /tmp -xJf "$PACK" || { echo "check.sh: cannot unpack $PACK" >&2; exit 1; }
+        build=/tmp/$(basename "$PACK" .tar.xz) ;;
+    *) build=$PACK ;;
+    esac
+    MPIRUN=$build/mpirun
+else
+    build=$top/_build_cuda
+    MPIRUN=${MPIRUN:-mpirun}
+    build_it() {
+        mkdir -p "$build" && cd "$top" && autoreconf -fi && cd "$build" &&
+            { [ -f Makefile ] || "$top/configure" --with-cuda; } &&
+            make -j"$(nproc)" shardtune shardtune-cuda.so tests/gpu/op_check tests/fsdp/make_random_llama tests/io/st_dump
+    }
+    part build build_it
+fi
+export MPIRUN
+
+part op_check "$build/tests/gpu/op_check"
+part train_compare env top_srcdir="$top" top_builddir="$build" sh "$top/tests/gpu/train_compare.sh"
+part bench env SHARDTUNE="$build/shardtune" SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON:-python3}" \
+    BENCH_DIR="${BENCH_DIR:-/tmp/shardtune-bench-1b}" bash "$top/bench/gpu_lora_step.sh"
+cp "${BENCH_DIR:-/tmp/shardtune-bench-1b}/shardtune.log" "$out/bench-shardtune.log" 2>/dev/null
+
+echo
+echo "GPU: $(cat "$out/gpu.txt")"
+grep -E "FAIL|NON-FINITE" "$out/op_check.log" | head -20
+echo
+echo "| part | result | time |"
+echo "| --- | --- | --- |"
+cat "$summary"
+echo
+tail -n 6 "$out/bench.log"
+exit $status
