@@ -38,10 +38,11 @@
 # tokens/s is the median over the timed steps of batch*seq / step time; each tool times
 # its own steps (shardtune: metrics.jsonl "tokens_per_second" with --logging_steps 1;
 # HF: perf_counter around forward+backward+clip+step, torch.cuda.synchronize() at both
-# ends).  Peak GPU memory: shardtune's summary.json "peak_total_bytes" of rank 0 (its own
-# accounting of device buffers), HF's torch.cuda.max_memory_allocated() over the run,
-# resident weights included (hf.json also has the weights alone and the allocator's
-# reserve; neither tool's number counts the CUDA context or allocator slack).  On
+# ends).  Peak GPU memory (the table): what each tool's allocator took from the device,
+# shardtune's summary.json "allocator_peak_bytes" of rank 0 (its caching allocator) and
+# HF's torch.cuda.max_memory_reserved(); a line above the table gives the memory in use
+# (shardtune's "peak_total_bytes", torch's max_memory_allocated()).  Neither counts the
+# CUDA context.  On
 # DEVICE=cpu the column is each process's peak RSS instead (/usr/bin/time -v).
 #
 # MFU = model_flops_per_token * tokens/s / peak, with model FLOPs as PaLM defines them
@@ -171,13 +172,14 @@ import json, os, statistics, sys
 o, w, rss = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rows = [json.loads(l) for l in open(f"{o}/metrics.jsonl") if l.strip()]
 tps = [r["tokens_per_second"] for r in rows[w:]]
-peak = rows[-1]["peak_bytes"]
+peak = held = rows[-1]["peak_bytes"]
 if os.path.isfile(f"{o}/summary.json"):
-    peak = json.load(open(f"{o}/summary.json"))["ranks"][0]["peak_total_bytes"]
+    r0 = json.load(open(f"{o}/summary.json"))["ranks"][0]
+    peak, held = r0["peak_total_bytes"], r0.get("allocator_peak_bytes", r0["peak_total_bytes"])
 print(json.dumps({"tool": "shardtune", "device": sys.argv[4], "dtype": sys.argv[5],
                   "tokens_per_second": statistics.median(tps), "tokens_per_second_steps": tps,
                   "loss_first": rows[0]["loss"], "loss_last": rows[-1]["loss"],
-                  "peak_device_bytes": peak, "peak_rss_kib": rss}))
+                  "peak_device_bytes": peak, "peak_held_bytes": held, "peak_rss_kib": rss}))
 EOF
 }
 
@@ -194,6 +196,7 @@ import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 r["peak_rss_kib"] = int(sys.argv[2])  # the whole process's, measured as for shardtune
 r["peak_device_bytes"] = r.get("peak_gpu_bytes")
+r["peak_held_bytes"] = r.get("peak_gpu_reserved_bytes")
 print(json.dumps(r))
 EOF
 }
@@ -230,9 +233,14 @@ mem = "peak GPU GiB" if device == "cuda" else "peak RSS GiB"
 
 
 def mem_bytes(r):
-    if device == "cuda":
-        return r.get("peak_device_bytes")
+    if device == "cuda":  # what each allocator took from the device (shardtune's caching allocator, torch's)
+        return r.get("peak_held_bytes")
     return r["peak_rss_kib"] * 1024
+
+
+if device == "cuda" and st and hf:
+    print(f"peak GPU memory in use (allocated, not counting allocator caches): shardtune "
+          f"{st['peak_device_bytes'] / 2**30:.2f} GiB, HF {hf['peak_device_bytes'] / 2**30:.2f} GiB")
 
 
 def row(name, r, log):

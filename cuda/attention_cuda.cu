@@ -128,12 +128,11 @@ static void cuda_attention_fwd(backend *be, float *out, float *lse, const float 
             for (int i0 = 0; i0 < seq; i0 += a.qb) {
                 const int rows = seq - i0 < a.qb ? seq - i0 : a.qb, n_keys = i0 + rows;
                 scores(be, a, S, q, k, b, g, i0, rows);
-                k_softmax_rows<<<dim3(rows, n_kv_heads), THREADS, 0, st>>>(
-                    S, n_keys, s_stride, i0, seg ? seg + (size_t)b * seq : nullptr,
-                    lse + ((size_t)b * n_heads + g) * seq + i0, (long long)a.group * seq);
-                CUDA_LAUNCH_CHECK();
-                cuda_gemm(be, 0, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, s_stride, v + (size_t)b * seq * a.ks,
-                          a.ks, head_dim, 0.0f, out + ((size_t)b * seq + i0) * a.qs + (size_t)g * head_dim, a.qs,
+                CUDA_LAUNCH(k_softmax_rows, dim3(rows, n_kv_heads), THREADS, st, S, n_keys, s_stride, i0,
+                            seg ? seg + (size_t)b * seq : nullptr, lse + ((size_t)b * n_heads + g) * seq + i0,
+                            (long long)a.group * seq);
+                cuda_gemm(be, 0, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, s_stride, v + (size_t)b * seq * a.ks, a.ks,
+                          head_dim, 0.0f, out + ((size_t)b * seq + i0) * a.qs + (size_t)g * head_dim, a.qs,
                           (long long)a.group * head_dim, n_kv_heads);
             }
 }
@@ -150,9 +149,8 @@ static void cuda_attention_bwd(backend *be, float *dq, float *dk, float *dv, con
     const size_t n_rows = (size_t)batch * seq * n_heads;
     float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, n_rows * sizeof(float));
     cudaStream_t st = impl_of(be)->stream;
-    k_rowdot<<<(unsigned)((n_rows + THREADS / 32 - 1) / (THREADS / 32)), THREADS, 0, st>>>(D, dout, out, n_rows,
-                                                                                          head_dim);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_rowdot, (unsigned)((n_rows + THREADS / 32 - 1) / (THREADS / 32)), THREADS, st, D, dout, out, n_rows,
+                head_dim);
     const size_t kv_bytes = (size_t)batch * seq * a.ks * sizeof(float);
     CUDA_CHECK(cudaMemsetAsync(dk, 0, kv_bytes, st));
     CUDA_CHECK(cudaMemsetAsync(dv, 0, kv_bytes, st));
@@ -166,11 +164,9 @@ static void cuda_attention_bwd(backend *be, float *dq, float *dk, float *dv, con
                 scores(be, a, P, q, k, b, g, i0, rows);
                 cuda_gemm(be, 0, 1, rows, n_keys, head_dim, 1.0f, dout + q0, a.qs, head_stride, vb, a.ks, head_dim,
                           0.0f, dP, n_keys, s_stride, n_kv_heads);
-                k_softmax_grad<<<dim3(rows, n_kv_heads), THREADS, 0, st>>>(
-                    P, dP, n_keys, s_stride, i0, seg ? seg + (size_t)b * seq : nullptr,
-                    lse + ((size_t)b * n_heads + g) * seq + i0, (long long)a.group * seq,
-                    D + ((size_t)b * seq + i0) * n_heads + g, n_heads, a.group);
-                CUDA_LAUNCH_CHECK();
+                CUDA_LAUNCH(k_softmax_grad, dim3(rows, n_kv_heads), THREADS, st, P, dP, n_keys, s_stride, i0,
+                            seg ? seg + (size_t)b * seq : nullptr, lse + ((size_t)b * n_heads + g) * seq + i0,
+                            (long long)a.group * seq, D + ((size_t)b * seq + i0) * n_heads + g, n_heads, a.group);
                 cuda_gemm(be, 0, 0, rows, head_dim, n_keys, a.scale, dP, n_keys, s_stride, kb, a.ks, head_dim, 0.0f,
                           dq + q0, a.qs, head_stride, n_kv_heads);
                 cuda_gemm(be, 1, 0, n_keys, head_dim, rows, a.scale, dP, n_keys, s_stride, q + q0, a.qs, head_stride,
@@ -219,10 +215,8 @@ static void cuda_attention_decode(backend *be, float *out, const float *q, const
     if (n_q <= 0 || n_kv <= 0)
         return;
     float *score = (float *)cuda_scratch(be, SCRATCH_ATTN_S, (size_t)n_q * n_heads * n_kv * sizeof(float));
-    k_decode<<<dim3(n_q, n_heads), 128, 0, impl_of(be)->stream>>>(out, score, q, k_cache, v_cache, q_pos0, n_kv,
-                                                                   n_heads, n_heads / n_kv_heads, head_dim,
-                                                                   1.0f / sqrtf((float)head_dim));
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_decode, dim3(n_q, n_heads), 128, impl_of(be)->stream, out, score, q, k_cache, v_cache, q_pos0, n_kv,
+                n_heads, n_heads / n_kv_heads, head_dim, 1.0f / sqrtf((float)head_dim));
 }
 
 void cuda_install_attention(backend *be)

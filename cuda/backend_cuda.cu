@@ -104,8 +104,8 @@ static void *device_block(backend *be, size_t cls, mem_category cat, size_t n_by
             total_b / 1048576.0);
     }
     im->reserved_bytes += cls;
-    if (im->reserved_bytes > im->peak_reserved_bytes)
-        im->peak_reserved_bytes = im->reserved_bytes;
+    if (im->reserved_bytes > be->allocator_peak_bytes)
+        be->allocator_peak_bytes = im->reserved_bytes;
     return p;
 }
 
@@ -172,9 +172,19 @@ size_t cuda_scratch_budget(void)
     return env && atol(env) > 0 ? (size_t)atol(env) << 10 : (size_t)256 << 20;
 }
 
+// Pinned host memory (offloaded shards) is zeroed by the host, once the
+// queued work that may still use it is done: cudaMemset is for device memory.
 static void cuda_zero(backend *be, void *p, size_t n_bytes)
 {
-    CUDA_CHECK(cudaMemsetAsync(p, 0, n_bytes, impl_of(be)->stream));
+    cuda_impl *im = impl_of(be);
+    if (!n_bytes)
+        return;
+    if (cuda_is_device_pointer(p)) {
+        CUDA_CHECK(cudaMemsetAsync(p, 0, n_bytes, im->stream));
+        return;
+    }
+    CUDA_CHECK(cudaStreamSynchronize(im->stream));
+    memset(p, 0, n_bytes);
 }
 
 // Copies to and from the host wait for their end: the host buffer may be
@@ -215,12 +225,12 @@ void cuda_gemm(backend *be, int trans_a, int trans_b, int m, int n, int k, float
         return;
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (batch == 1)
-        CUBLAS_CHECK(cublasGemmEx(im->blas, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda,
-                                  &beta, c, CUDA_R_32F, ldc, im->compute, CUBLAS_GEMM_DEFAULT));
+        CUBLAS_CHECK(cublasGemmEx(im->blas, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta,
+                                  c, CUDA_R_32F, ldc, im->compute, CUBLAS_GEMM_DEFAULT));
     else
-        CUBLAS_CHECK(cublasGemmStridedBatchedEx(im->blas, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, stride_b,
-                                                a, CUDA_R_32F, lda, stride_a, &beta, c, CUDA_R_32F, ldc, stride_c,
-                                                batch, im->compute, CUBLAS_GEMM_DEFAULT));
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(im->blas, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, stride_b, a,
+                                                CUDA_R_32F, lda, stride_a, &beta, c, CUDA_R_32F, ldc, stride_c, batch,
+                                                im->compute, CUBLAS_GEMM_DEFAULT));
 }
 
 static void cuda_matmul(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -232,10 +242,6 @@ static void cuda_matmul(backend *be, int trans_a, int trans_b, int m, int n, int
 static void cuda_destroy(backend *be)
 {
     cuda_impl *im = impl_of(be);
-    // the caching allocator's peak beside the accounted one: what the
-    // device really gave (size classes, cached blocks)
-    log_info("cuda backend: peak device memory held by the allocator %.1f MiB (accounted peak %.1f MiB)",
-             im->peak_reserved_bytes / 1048576.0, be->peak_total_bytes / 1048576.0);
     for (int s = 0; s < SCRATCH_N; s++)
         cuda_free(be, im->scratch[s]);
     release_cache(im);

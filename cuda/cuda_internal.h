@@ -51,7 +51,7 @@ struct cuda_impl {
     std::unordered_map<void *, cuda_block_info> live;
     std::multimap<size_t, void *> cache;
     size_t cached_bytes;
-    size_t reserved_bytes, peak_reserved_bytes; // all that cudaMalloc holds: the device memory really used
+    size_t reserved_bytes; // all that cudaMalloc holds (its peak: backend.allocator_peak_bytes)
     void *scratch[SCRATCH_N];
     size_t scratch_bytes[SCRATCH_N];
 };
@@ -80,9 +80,24 @@ static inline unsigned cuda_grid_for(size_t n, unsigned threads)
     return blocks > 65535u * 16u ? 65535u * 16u : (blocks ? (unsigned)blocks : 1u);
 }
 
-#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+// kernel<<<grid, block, 0, stream>>>(args...), then a check of the launch.
+// A macro, so that the CPU emulation of CUDA (tests/cuda_emu) can run the
+// same kernels: there the launch is a call of the emulator.
+#ifdef SHARDTUNE_CUDA_EMULATION
+#define CUDA_LAUNCH(kernel, grid, block, stream, ...)                                                      \
+    do {                                                                                                   \
+        cuda_emu_launch((grid), (block), [&] { kernel(__VA_ARGS__); });                                    \
+        CUDA_CHECK(cudaGetLastError());                                                                    \
+    } while (0)
+#else
+#define CUDA_LAUNCH(kernel, grid, block, stream, ...)                                                      \
+    do {                                                                                                   \
+        kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__);                                             \
+        CUDA_CHECK(cudaGetLastError());                                                                    \
+    } while (0)
+#endif
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(SHARDTUNE_CUDA_EMULATION)
 // Sum (or max) over a block whose size is a multiple of 32; every thread
 // gets the result.  Safe to call several times in a row.
 template <typename T> __device__ inline T block_sum(T v)

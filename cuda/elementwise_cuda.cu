@@ -15,7 +15,8 @@ extern "C" {
 
 enum { THREADS = 256 };
 
-#define GRID_STRIDE(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+#define GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 static cudaStream_t stream_of(backend *be) { return impl_of(be)->stream; }
 
@@ -56,37 +57,28 @@ static void cuda_to_f32(backend *be, float *out, const void *in, storage_dtype d
         return;
     int width = (int)storage_bytes(dt, 1);
     int aligned = (uintptr_t)in % (uintptr_t)width == 0;
-    k_to_f32<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(out, (const unsigned char *)in, (int)dt,
-                                                                               width, aligned, n_elems);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_to_f32, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), out, (const unsigned char *)in,
+                (int)dt, width, aligned, n_elems);
 }
 
 // ---- flat ranges ----
 
-__global__ void k_add(float *y, const float *x, size_t n)
-{
-    GRID_STRIDE(i, n) y[i] += x[i];
-}
+__global__ void k_add(float *y, const float *x, size_t n) { GRID_STRIDE(i, n) y[i] += x[i]; }
 
-__global__ void k_scale(float *x, size_t n, float s)
-{
-    GRID_STRIDE(i, n) x[i] *= s;
-}
+__global__ void k_scale(float *x, size_t n, float s) { GRID_STRIDE(i, n) x[i] *= s; }
 
 static void cuda_add(backend *be, float *y, const float *x, size_t n_elems)
 {
     if (!n_elems)
         return;
-    k_add<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(y, x, n_elems);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_add, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), y, x, n_elems);
 }
 
 static void cuda_scale(backend *be, float *x, size_t n_elems, float s)
 {
     if (!n_elems)
         return;
-    k_scale<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(x, n_elems, s);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_scale, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), x, n_elems, s);
 }
 
 // A fixed number of blocks, each summing a fixed set of elements, and the
@@ -107,8 +99,7 @@ static double cuda_sum_squares(backend *be, const float *x, size_t n_elems)
     if (!n_elems)
         return 0.0;
     double *part = (double *)cuda_scratch(be, SCRATCH_REDUCE, SUMSQ_BLOCKS * sizeof(double));
-    k_sum_squares<<<SUMSQ_BLOCKS, THREADS, 0, stream_of(be)>>>(part, x, n_elems);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_sum_squares, SUMSQ_BLOCKS, THREADS, stream_of(be), part, x, n_elems);
     double host[SUMSQ_BLOCKS];
     be->copy_to_host(be, host, part, sizeof host);
     double total = 0.0;
@@ -131,8 +122,7 @@ static void cuda_embedding_fwd(backend *be, float *out, const int32_t *ids, cons
 {
     if (n <= 0)
         return;
-    k_embedding<<<n, THREADS, 0, stream_of(be)>>>(out, ids, table, dim);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_embedding, n, THREADS, stream_of(be), out, ids, table, dim);
 }
 
 // One block per row.
@@ -169,8 +159,7 @@ static void cuda_rmsnorm_fwd(backend *be, float *out, float *rstd, const float *
 {
     if (n <= 0)
         return;
-    k_rmsnorm_fwd<<<n, THREADS, 0, stream_of(be)>>>(out, rstd, x, w, dim, eps);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_rmsnorm_fwd, n, THREADS, stream_of(be), out, rstd, x, w, dim, eps);
 }
 
 static void cuda_rmsnorm_bwd(backend *be, float *dx, const float *dout, const float *x, const float *w,
@@ -178,8 +167,7 @@ static void cuda_rmsnorm_bwd(backend *be, float *dx, const float *dout, const fl
 {
     if (n <= 0)
         return;
-    k_rmsnorm_bwd<<<n, THREADS, 0, stream_of(be)>>>(dx, dout, x, w, rstd, dim);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_rmsnorm_bwd, n, THREADS, stream_of(be), dx, dout, x, w, rstd, dim);
 }
 
 // One thread per (position, head, rotated pair).
@@ -206,9 +194,8 @@ static void cuda_rope(backend *be, float *x, const int32_t *pos, const float *in
     const size_t total = (size_t)n * n_heads * (head_dim / 2);
     if (!total)
         return;
-    k_rope<<<cuda_grid_for(total, THREADS), THREADS, 0, stream_of(be)>>>(x, pos, inv_freq, n, n_heads, head_dim / 2,
-                                                                         inverse);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_rope, cuda_grid_for(total, THREADS), THREADS, stream_of(be), x, pos, inv_freq, n, n_heads,
+                head_dim / 2, inverse);
 }
 
 __device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -237,8 +224,7 @@ static void cuda_swiglu_fwd(backend *be, float *out, const float *gate, const fl
 {
     if (!n_elems)
         return;
-    k_swiglu_fwd<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(out, gate, up, n_elems);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_swiglu_fwd, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), out, gate, up, n_elems);
 }
 
 static void cuda_swiglu_bwd(backend *be, float *dgate, float *dup, const float *dout, const float *gate,
@@ -246,9 +232,8 @@ static void cuda_swiglu_bwd(backend *be, float *dgate, float *dup, const float *
 {
     if (!n_elems)
         return;
-    k_swiglu_bwd<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(dgate, dup, dout, gate, up,
-                                                                                 n_elems);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_swiglu_bwd, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), dgate, dup, dout, gate, up,
+                n_elems);
 }
 
 // The mask bit of element i is rng_hash(key, i), as on the CPU: the same
@@ -263,9 +248,8 @@ static void cuda_dropout(backend *be, float *out, const float *x, size_t n_elems
     if (!n_elems)
         return;
     const uint64_t threshold = (uint64_t)((double)p * 18446744073709551616.0);
-    k_dropout<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(out, x, n_elems, threshold,
-                                                                              1.0f / (1.0f - p), key);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_dropout, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), out, x, n_elems, threshold,
+                1.0f / (1.0f - p), key);
 }
 
 // torch.optim.AdamW: decoupled decay, then the bias-corrected update.
@@ -292,9 +276,8 @@ static void cuda_adamw(backend *be, float *param, const float *grad, float *m, f
         return;
     const double bc1 = 1.0 - pow(beta1, step);
     const double bc2_sqrt = sqrt(1.0 - pow(beta2, step));
-    k_adamw<<<cuda_grid_for(n_elems, THREADS), THREADS, 0, stream_of(be)>>>(
-        param, grad, m, v, n_elems, beta1, beta2, eps, (float)(lr / bc1), 1.0f - lr * weight_decay, bc2_sqrt);
-    CUDA_LAUNCH_CHECK();
+    CUDA_LAUNCH(k_adamw, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), param, grad, m, v, n_elems, beta1,
+                beta2, eps, (float)(lr / bc1), 1.0f - lr * weight_decay, bc2_sqrt);
 }
 
 void cuda_install_elementwise(backend *be)

@@ -62,8 +62,8 @@ static double cuda_lm_head_xent(backend *be, float *dh, float *logits, const flo
         return 0.0;
     const int chunk = logits ? n : chunk_rows(n, vocab);
     float *scratch = logits ? nullptr : (float *)cuda_scratch(be, SCRATCH_XENT, (size_t)chunk * vocab * sizeof(float));
-    float *grad_keep = dh && logits ? (float *)cuda_scratch(be, SCRATCH_XENT_GRAD, (size_t)n * vocab * sizeof(float))
-                                    : nullptr;
+    float *grad_keep =
+        dh && logits ? (float *)cuda_scratch(be, SCRATCH_XENT_GRAD, (size_t)n * vocab * sizeof(float)) : nullptr;
     double *row_loss = (double *)cuda_scratch(be, SCRATCH_ROW_LOSS, (size_t)n * sizeof(double));
     cudaStream_t st = impl_of(be)->stream;
     for (int r0 = 0; r0 < n; r0 += chunk) {
@@ -71,8 +71,7 @@ static double cuda_lm_head_xent(backend *be, float *dh, float *logits, const flo
         float *lg = logits ? logits + (size_t)r0 * vocab : scratch;
         cuda_gemm(be, 0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, 0, w, dim, 0, 0.0f, lg, vocab, 0, 1);
         float *grad = !dh ? nullptr : grad_keep ? grad_keep + (size_t)r0 * vocab : lg;
-        k_xent_rows<<<rows, THREADS, 0, st>>>(row_loss + r0, grad, lg, targets + r0, vocab, grad_scale);
-        CUDA_LAUNCH_CHECK();
+        CUDA_LAUNCH(k_xent_rows, rows, THREADS, st, row_loss + r0, grad, lg, targets + r0, vocab, grad_scale);
         if (dh)
             cuda_gemm(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, 0, w, dim, 0, 0.0f, dh + (size_t)r0 * dim, dim, 0,
                       1);

@@ -35,6 +35,9 @@ struct backend {
     size_t cur_bytes[MEM_N_CATEGORIES];       /* device memory */
     size_t peak_bytes[MEM_N_CATEGORIES];
     size_t peak_total_bytes;
+    /* Device memory the backend's own allocator held at most (size classes,
+     * cached blocks); 0 where that is peak_total_bytes itself (CPU). */
+    size_t allocator_peak_bytes;
     size_t host_cur_bytes[MEM_N_CATEGORIES];  /* offloaded to host memory */
     size_t host_peak_bytes[MEM_N_CATEGORIES];
     void *impl;

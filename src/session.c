@@ -240,7 +240,15 @@ void session_sum(session *s, double *values, int n)
         s->cm->all_reduce(s->cm, COMM_WORLD, values, (size_t)n, COMM_F64, 0);
 }
 
-enum { STAT_PEAK = 0, STAT_TOTAL = MEM_N_CATEGORIES, STAT_HOST, STAT_SENT, STAT_RSS = STAT_SENT + COMM_N_OPS, N_STATS };
+enum {
+    STAT_PEAK = 0,
+    STAT_TOTAL = MEM_N_CATEGORIES,
+    STAT_ALLOCATOR, /* what the device allocator held: >= total on a GPU */
+    STAT_HOST,
+    STAT_SENT,
+    STAT_RSS = STAT_SENT + COMM_N_OPS,
+    N_STATS
+};
 
 static void write_json(const session *s, const uint64_t *all, double hidden, FILE *f)
 {
@@ -255,8 +263,10 @@ static void write_json(const session *s, const uint64_t *all, double hidden, FIL
         fprintf(f, "%s{\"rank\": %d, \"peak_bytes\": {", r ? ", " : "", r);
         for (int c = 0; c < MEM_N_CATEGORIES; c++)
             fprintf(f, "%s\"%s\": %llu", c ? ", " : "", mem_category_names[c], (unsigned long long)st[STAT_PEAK + c]);
-        fprintf(f, "}, \"peak_total_bytes\": %llu, \"host_offload_bytes\": %llu, \"bytes_sent\": {",
-                (unsigned long long)st[STAT_TOTAL], (unsigned long long)st[STAT_HOST]);
+        fprintf(f, "}, \"peak_total_bytes\": %llu, \"allocator_peak_bytes\": %llu, \"host_offload_bytes\": %llu, "
+                   "\"bytes_sent\": {",
+                (unsigned long long)st[STAT_TOTAL], (unsigned long long)st[STAT_ALLOCATOR],
+                (unsigned long long)st[STAT_HOST]);
         for (int k = 0; k < COMM_N_OPS; k++)
             fprintf(f, "%s\"%s\": %llu", k ? ", " : "", comm_op_name((comm_op_kind)k),
                     (unsigned long long)st[STAT_SENT + k]);
@@ -279,6 +289,7 @@ static void print_table(const session *s, const uint64_t *all, double hidden)
             log_info("process memory (MiB):");
         const char *name = row < STAT_TOTAL ? mem_category_names[row]
                            : row == STAT_TOTAL ? "total"
+                           : row == STAT_ALLOCATOR ? "allocator held"
                            : row == STAT_HOST ? "offloaded to host"
                            : row < STAT_RSS ? comm_op_name((comm_op_kind)(row - STAT_SENT))
                                              : "rss after loading";
@@ -305,6 +316,7 @@ int session_report(session *s, const char *json_path, errbuf *e)
     for (int c = 0; c < MEM_N_CATEGORIES; c++)
         mine[STAT_PEAK + c] = s->be->peak_bytes[c];
     mine[STAT_TOTAL] = s->be->peak_total_bytes;
+    mine[STAT_ALLOCATOR] = s->be->allocator_peak_bytes ? s->be->allocator_peak_bytes : s->be->peak_total_bytes;
     mine[STAT_HOST] = 0;
     for (int c = 0; c < MEM_N_CATEGORIES; c++) /* shards and moments: allocated once, so peaks add up */
         mine[STAT_HOST] += s->be->host_peak_bytes[c];

@@ -12,14 +12,18 @@
  * SHARDTUNE_CUDA_SCRATCH_KIB is lowered for a second pass of attention and
  * lm_head_xent, so that the block and chunk loops run more than once.
  *
- * Exit 0: all within bounds; 1: a failure; 77: no GPU answers (skip). */
+ * The backend is the CUDA plugin the program finds ($SHARDTUNE_CUDA_PLUGIN):
+ * the real one on a GPU, or the CPU emulation of CUDA (tests/cuda_emu),
+ * which runs the same backend code on a machine without one.
+ *
+ * Exit 0: all within bounds; 1: a failure; 77: no plugin or no GPU (skip). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
-#include "backend_cuda.h"
+#include "cuda_plugin.h"
 #include "dtype.h"
 #include "rng.h"
 
@@ -376,15 +380,20 @@ static void check_memory(void)
 
 int main(void)
 {
-    if (cuda_device_count() == 0) {
+    errbuf e;
+    const cuda_plugin *plugin = cuda_plugin_open(&e);
+    if (!plugin) {
+        printf("op_check: skipped: %s\n", e.msg);
+        return 77;
+    }
+    if (plugin->device_count() == 0) {
         printf("op_check: no GPU answers: skipped\n");
         return 77;
     }
     cpu = backend_cpu_create(1);
     for (bf16_mode = 0; bf16_mode < 2; bf16_mode++) {
-        errbuf e;
         unsetenv("SHARDTUNE_CUDA_SCRATCH_KIB");
-        gpu = backend_cuda_create(0, bf16_mode, &e);
+        gpu = plugin->backend_create(0, bf16_mode, &e);
         if (!gpu) {
             fprintf(stderr, "op_check: %s\n", e.msg);
             return 1;

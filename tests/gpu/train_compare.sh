@@ -3,7 +3,8 @@
 # backend's losses: fp32 compute to relative 1e-4 (losses, gradient norms
 # and the final adapter), bf16 GEMMs to 3e-2 (losses), with gradient
 # checkpointing and LoRA dropout on (the masks are the same bits on both).
-# With two GPUs or more, a FULL_SHARD run on 2 ranks (NCCL) matches too.
+# With two GPUs or more, FULL_SHARD runs on 2 ranks (NCCL), with the shards
+# on the device and offloaded to pinned host memory, match too.
 # Skipped (77) where no GPU answers.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/fsdp/fsdp_lib.sh"
@@ -22,13 +23,21 @@ fi
 fsdp_train cpu 1 "$SCRATCH/m" --device cpu $common
 fsdp_train gpu 1 "$SCRATCH/m" --device cuda $common
 fsdp_train gpu_bf16 1 "$SCRATCH/m" --device cuda --bf16 True $common
+for run in gpu gpu_bf16; do
+    grep -q '"backend": "cuda' "$SCRATCH/$run/summary.json" || fail "$run did not run on the CUDA backend"
+done
 compare_runs --rtol 1e-4 "$SCRATCH/cpu" "$SCRATCH/gpu"
 compare_runs --rtol 3e-2 --keys loss --metrics_only "$SCRATCH/cpu" "$SCRATCH/gpu_bf16"
-if [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')" -ge 2 ]; then
+# SHARDTUNE_TEST_GPUS: how many GPUs to assume (the emulation sets 2)
+gpus=${SHARDTUNE_TEST_GPUS:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)}
+if [ "${gpus:-0}" -ge 2 ]; then
     FSDP_SHARDING_STRATEGY=FULL_SHARD fsdp_train gpu2 2 "$SCRATCH/m" --device cuda --gradient_accumulation_steps 1 \
         --max_steps 20 --gradient_checkpointing True
-    compare_runs --rtol 1e-4 "$SCRATCH/cpu" "$SCRATCH/gpu2"
+    # shards in pinned host memory: gathers and reduce-scatters staged through the device
+    FSDP_SHARDING_STRATEGY=FULL_SHARD FSDP_OFFLOAD_PARAMS=true fsdp_train gpu2_offload 2 "$SCRATCH/m" \
+        --device cuda --gradient_accumulation_steps 1 --max_steps 20 --gradient_checkpointing True
+    compare_runs --rtol 1e-4 "$SCRATCH/cpu" "$SCRATCH/gpu2" "$SCRATCH/gpu2_offload"
 else
-    echo "one GPU: the 2-rank NCCL run is left out"
+    echo "one GPU: the 2-rank NCCL runs are left out"
 fi
 echo PASS
