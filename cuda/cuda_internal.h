@@ -98,22 +98,23 @@ static inline unsigned cuda_grid_for(size_t n, unsigned threads)
 #endif
 
 #if defined(__CUDACC__) || defined(SHARDTUNE_CUDA_EMULATION)
-// Sum (or max) over a block whose size is a multiple of 32; every thread
-// gets the result.  Safe to call several times in a row.
-template <typename T> __device__ inline T block_sum(T v)
+// A reduction over a block whose size is a multiple of 32 (warp shuffles,
+// then one value per warp through shared memory); every thread gets the
+// result.  Safe to call several times in a row.
+template <typename T, typename Op> __device__ inline T block_reduce(T v, T identity, Op op)
 {
     __shared__ T part[32];
     __shared__ T result;
     for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_down_sync(0xffffffffu, v, o);
+        v = op(v, __shfl_down_sync(0xffffffffu, v, o));
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0)
         part[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? part[lane] : T(0);
+        v = lane < (int)(blockDim.x >> 5) ? part[lane] : identity;
         for (int o = 16; o > 0; o >>= 1)
-            v += __shfl_down_sync(0xffffffffu, v, o);
+            v = op(v, __shfl_down_sync(0xffffffffu, v, o));
         if (lane == 0)
             result = v;
     }
@@ -123,27 +124,14 @@ template <typename T> __device__ inline T block_sum(T v)
     return r;
 }
 
+template <typename T> __device__ inline T block_sum(T v)
+{
+    return block_reduce(v, T(0), [](T a, T b) { return a + b; });
+}
+
 __device__ inline float block_max(float v)
 {
-    __shared__ float part[32];
-    __shared__ float result;
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < (int)(blockDim.x >> 5) ? part[lane] : -INFINITY;
-        for (int o = 16; o > 0; o >>= 1)
-            v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-        if (lane == 0)
-            result = v;
-    }
-    __syncthreads();
-    float r = result;
-    __syncthreads();
-    return r;
+    return block_reduce(v, -INFINITY, [](float a, float b) { return fmaxf(a, b); });
 }
 #endif
 

@@ -129,4 +129,11 @@ backend *backend_cpu_create(int n_threads);
 /* Computes nothing, counts allocations: for `shardtune plan`. */
 backend *backend_null_create(void);
 
+/* Times every op of inner, waiting for each (SHARDTUNE_PROFILE=1; see
+ * backend_profile.c).  The wrapper owns inner. */
+backend *backend_profile_wrap(backend *inner);
+/* Prints calls, seconds and share per op on rank 0; nothing when be is not
+ * a profiling wrapper. */
+void backend_profile_report(backend *be);
+
 #endif

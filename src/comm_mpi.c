@@ -39,13 +39,6 @@ typedef struct mpi_impl {
     int stopping;
 } mpi_impl;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 #define MPI_CHECK(call)                                                                            \
     do {                                                                                           \
         int rc_ = (call);                                                                          \
@@ -94,7 +87,7 @@ static void execute(comm *c, comm_request *r)
 {
     mpi_impl *im = c->impl;
     MPI_Comm mc = im->groups[r->group];
-    double t0 = now();
+    double t0 = monotonic_seconds();
     int count, free_type;
     MPI_Datatype type;
     switch (r->kind) {
@@ -126,7 +119,7 @@ static void execute(comm *c, comm_request *r)
     comm_count_sent(c, r->kind, r->group, r->n * (r->kind == COMM_REDUCE_SCATTER ? sizeof(float)
                                                   : r->kind == COMM_ALL_REDUCE ? dtype_size(r->dtype) : 1),
                     r->root);
-    r->busy_seconds = now() - t0;
+    r->busy_seconds = monotonic_seconds() - t0;
 }
 
 static void *comm_thread_main(void *arg)
@@ -159,13 +152,13 @@ static void mpi_wait(comm *c, comm_request *r)
         return;
     mpi_impl *im = c->impl;
     if (im->threaded) {
-        double t0 = now();
+        double t0 = monotonic_seconds();
         pthread_mutex_lock(&im->lock);
         while (!r->done)
             pthread_cond_wait(&im->cond, &im->lock);
         pthread_mutex_unlock(&im->lock);
         if (r->async) {
-            c->async_wait_seconds[r->kind] += now() - t0;
+            c->async_wait_seconds[r->kind] += monotonic_seconds() - t0;
             c->async_busy_seconds[r->kind] += r->busy_seconds;
         }
     }

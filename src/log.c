@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int g_rank = 0, g_size = 1;
 
@@ -79,4 +80,11 @@ char *xstrdup_at(const char *s, const char *file, int line)
     char *p = xmalloc_at(n, file, line);
     memcpy(p, s, n);
     return p;
+}
+
+double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }

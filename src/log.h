@@ -34,6 +34,9 @@ int log_rank(void);
 /* Prints a line on rank 0 only (stdout). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Seconds on the monotonic clock: for timing steps, collectives and ops. */
+double monotonic_seconds(void);
+
 /* Allocation that cannot fail silently: dies naming the call site. */
 void *xmalloc_at(size_t n_bytes, const char *file, int line);
 void *xcalloc_at(size_t n_elems, size_t elem_size, const char *file, int line);

@@ -141,6 +141,9 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
         accel_config_print_notes(&s->acc);
     if (open_backend(s, c, e) != 0)
         return -1;
+    const char *profile = getenv("SHARDTUNE_PROFILE");
+    if (profile && atoi(profile) > 0) /* after the communicator, which keeps the backend itself */
+        s->be = backend_profile_wrap(s->be);
 
     lora_config lc = {0};
     if (c->adapter) {
@@ -327,6 +330,7 @@ int session_report(session *s, const char *json_path, errbuf *e)
     s->cm->all_gather(s->cm, COMM_WORLD, mine, all, sizeof mine, 0);
     double hidden = comm_hidden_fraction(s->cm, COMM_N_OPS);
     int rc = 0;
+    backend_profile_report(s->be);
     if (s->rank == 0) {
         print_table(s, all, hidden);
         if (json_path) {

@@ -24,13 +24,6 @@
 #include "run_data.h"
 #include "session.h"
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int longest_row(const dataset *d)
 {
     int longest = 1;
@@ -240,10 +233,10 @@ static int resume(session *s, optimizer *opt, const run_config *c, const step_pl
         snprintf(path, sizeof path, "%s", c->resume_from_checkpoint);
     }
     ckpt_meta meta;
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     if (ckpt_load(&s->f, opt, &meta, path, e) != 0)
         return -1;
-    double seconds = now_seconds() - t0;
+    double seconds = monotonic_seconds() - t0;
     if (meta.steps_per_epoch != (int)plan->steps_per_epoch)
         return err_set(e, "%s: written with %d steps per epoch, this run has %zu: keep "
                           "per_device_train_batch_size x gradient_accumulation_steps x ranks the same",
@@ -266,10 +259,10 @@ static int save_checkpoint(session *s, const optimizer *opt, const run_config *c
     char name[64], path[4200];
     snprintf(name, sizeof name, "checkpoint-%d.h5", steps_done);
     snprintf(path, sizeof path, "%s/%s", c->output_dir, name);
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     if (ckpt_save(&s->f, opt, &meta, config_json, path, e) != 0)
         return -1;
-    double seconds = now_seconds() - t0;
+    double seconds = monotonic_seconds() - t0;
     if (s->rank == 0 && ckpt_mark_latest(c->output_dir, name, c->save_total_limit, e) != 0)
         return -1;
     struct stat st;
@@ -339,7 +332,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
                            : !strcmp(c->save_strategy, "epoch") ? (int)plan.steps_per_epoch
                                                                 : 0;
-    double t_start = now_seconds(), t_log = t_start, tokens_since_log = 0.0;
+    double t_start = monotonic_seconds(), t_log = t_start, tokens_since_log = 0.0;
     for (int step = start_step; step < plan.total_steps; step++) {
         double n_targets, n_tokens;
         double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens);
@@ -356,7 +349,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             goto out;
         }
         if ((step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps) {
-            double t = now_seconds();
+            double t = monotonic_seconds();
             double tps = tokens_since_log / (t - t_log > 1e-9 ? t - t_log : 1e-9);
             double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
             if (metrics) {
@@ -385,7 +378,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
             goto out;
     }
-    log_info("trained %d steps in %.1f s", plan.total_steps, now_seconds() - t_start);
+    log_info("trained %d steps in %.1f s", plan.total_steps, monotonic_seconds() - t_start);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
         goto out;
     if (s.rank == 0 && run_data_save_tokenizer(&rd, c->output_dir, e) != 0)

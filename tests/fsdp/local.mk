@@ -18,6 +18,7 @@ tests_fsdp_make_random_llama_LDADD = $(LDADD_COMMON)
 
 # multi-rank runs (mpirun, 1 to 4 ranks on the two cores)
 TESTS += tests/fsdp/fsdp_equivalence.sh tests/fsdp/prefetch_identical.sh tests/fsdp/memory_sharded.sh \
-	tests/fsdp/bad_config.sh tests/fsdp/plan_matches_run.sh
+	tests/fsdp/bad_config.sh tests/fsdp/plan_matches_run.sh tests/fsdp/profile_identical.sh
 EXTRA_DIST += tests/fsdp/fsdp_lib.sh tests/fsdp/compare_runs.py tests/fsdp/fsdp_equivalence.sh \
-	tests/fsdp/prefetch_identical.sh tests/fsdp/memory_sharded.sh tests/fsdp/bad_config.sh tests/fsdp/plan_matches_run.sh
+	tests/fsdp/prefetch_identical.sh tests/fsdp/memory_sharded.sh tests/fsdp/bad_config.sh tests/fsdp/plan_matches_run.sh \
+	tests/fsdp/profile_identical.sh

@@ -10,7 +10,8 @@
 #   4. bench/gpu_lora_step.sh: a training step of a random 1.1B Llama (seq
 #      2048, micro-batch 4, LoRA r 8 all-linear, gradient checkpointing):
 #      tokens/s, MFU over the torch-measured bf16 matmul peak, peak memory,
-#      shardtune and Hugging Face PEFT on the same GPU, and their ratio.
+#      shardtune and Hugging Face PEFT on the same GPU, and their ratio;
+#   5. the same step profiled (SHARDTUNE_PROFILE=1): seconds per backend op.
 # Logs go to CHECK_OUT (default runs/gpu-check); the last lines are a table.
 # Exit status: 0 when every part passed.
 set -u
@@ -60,7 +61,16 @@ part op_check "$build/tests/gpu/op_check"
 part train_compare env top_srcdir="$top" top_builddir="$build" sh "$top/tests/gpu/train_compare.sh"
 part bench env SHARDTUNE="$build/shardtune" SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON:-python3}" \
     BENCH_DIR="${BENCH_DIR:-/tmp/shardtune-bench-1b}" bash "$top/bench/gpu_lora_step.sh"
-cp "${BENCH_DIR:-/tmp/shardtune-bench-1b}/shardtune.log" "$out/bench-shardtune.log" 2>/dev/null
+bench_dir=${BENCH_DIR:-/tmp/shardtune-bench-1b}
+cp "$bench_dir/shardtune.log" "$out/bench-shardtune.log" 2>/dev/null
+# where a step's time goes: 3 steps of the same run, every op timed (SHARDTUNE_PROFILE)
+profile_run() {
+    SHARDTUNE_PROFILE=1 "$build/shardtune" train --device cuda --bf16 True --model_name_or_path "$bench_dir/model" \
+        --dataset_name "$bench_dir/data.jsonl" --max_seq_len 2048 --per_device_train_batch_size 4 --max_steps 3 \
+        --logging_steps 1 --lora_r 8 --lora_alpha 16 --lora_dropout 0 --lora_target_modules all-linear \
+        --gradient_checkpointing True --lr_scheduler_type constant --output_dir /tmp/shardtune-profile
+}
+part profile profile_run
 
 echo
 echo "GPU: $(cat "$out/gpu.txt")"
@@ -69,6 +79,8 @@ echo
 echo "| part | result | time |"
 echo "| --- | --- | --- |"
 cat "$summary"
+echo
+awk '/^profile/ { on = 1; print; next } on && /^  / { print; next } { on = 0 }' "$out/profile.log"
 echo
 tail -n 6 "$out/bench.log"
 exit $status
