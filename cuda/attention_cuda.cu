@@ -1,7 +1,9 @@
 // attention_cuda.cu: causal grouped-query attention on the GPU, forward and
 // backward, and the decode step of generation.
 //
-// The same blocked algorithm as the CPU backend, with the matrix products
+// Under bf16 compute (head_dim a multiple of 16, at most 128) the fused
+// kernels of flash_attention_cuda.cu run instead; what follows is the fp32
+// path (and SHARDTUNE_CUDA_ATTENTION=blocked).  The same blocked algorithm as the CPU backend, with the matrix products
 // on cuBLAS (tensor cores under bf16 compute): for each block of QB queries,
 // S = scale Q K^T over the keys up to the block's last query, masked and
 // soft-maxed in place, then O = P V.  One strided-batched GEMM covers all
@@ -119,6 +121,10 @@ static void scores(backend *be, const attn_shape &a, float *S, const float *q, c
 static void cuda_attention_fwd(backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
                                const int32_t *seg, int batch, int seq, int n_heads, int n_kv_heads, int head_dim)
 {
+    if (cuda_flash_usable(be, head_dim)) {
+        cuda_flash_fwd(be, out, lse, q, k, v, seg, batch, seq, n_heads, n_kv_heads, head_dim);
+        return;
+    }
     const attn_shape a = shape_of(batch, seq, n_heads, n_kv_heads, head_dim);
     const long long s_stride = (long long)a.qb * seq;
     float *S = (float *)cuda_scratch(be, SCRATCH_ATTN_S, (size_t)s_stride * n_kv_heads * sizeof(float));
@@ -141,16 +147,20 @@ static void cuda_attention_bwd(backend *be, float *dq, float *dk, float *dv, con
                                const float *lse, const float *q, const float *k, const float *v, const int32_t *seg,
                                int batch, int seq, int n_heads, int n_kv_heads, int head_dim)
 {
-    const attn_shape a = shape_of(batch, seq, n_heads, n_kv_heads, head_dim);
-    const long long s_stride = (long long)a.qb * seq;
-    const size_t s_bytes = (size_t)s_stride * n_kv_heads * sizeof(float);
-    float *P = (float *)cuda_scratch(be, SCRATCH_ATTN_S, s_bytes);
-    float *dP = (float *)cuda_scratch(be, SCRATCH_ATTN_DP, s_bytes);
     const size_t n_rows = (size_t)batch * seq * n_heads;
     float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, n_rows * sizeof(float));
     cudaStream_t st = impl_of(be)->stream;
     CUDA_LAUNCH(k_rowdot, (unsigned)((n_rows + THREADS / 32 - 1) / (THREADS / 32)), THREADS, st, D, dout, out, n_rows,
                 head_dim);
+    if (cuda_flash_usable(be, head_dim)) {
+        cuda_flash_bwd(be, dq, dk, dv, dout, D, lse, q, k, v, seg, batch, seq, n_heads, n_kv_heads, head_dim);
+        return;
+    }
+    const attn_shape a = shape_of(batch, seq, n_heads, n_kv_heads, head_dim);
+    const long long s_stride = (long long)a.qb * seq;
+    const size_t s_bytes = (size_t)s_stride * n_kv_heads * sizeof(float);
+    float *P = (float *)cuda_scratch(be, SCRATCH_ATTN_S, s_bytes);
+    float *dP = (float *)cuda_scratch(be, SCRATCH_ATTN_DP, s_bytes);
     const size_t kv_bytes = (size_t)batch * seq * a.ks * sizeof(float);
     CUDA_CHECK(cudaMemsetAsync(dk, 0, kv_bytes, st));
     CUDA_CHECK(cudaMemsetAsync(dv, 0, kv_bytes, st));

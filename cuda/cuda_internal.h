@@ -46,6 +46,7 @@ struct cuda_impl {
     cudaStream_t stream;
     cublasHandle_t blas;
     cublasComputeType_t compute;
+    int bf16; // bf16 compute asked for
     int n_sms;
     // caching allocator: live blocks, and free device blocks by size class
     std::unordered_map<void *, cuda_block_info> live;
@@ -83,19 +84,24 @@ static inline unsigned cuda_grid_for(size_t n, unsigned threads)
 // kernel<<<grid, block, 0, stream>>>(args...), then a check of the launch.
 // A macro, so that the CPU emulation of CUDA (tests/cuda_emu) can run the
 // same kernels: there the launch is a call of the emulator.
+// CUDA_LAUNCH_SMEM also gives the bytes of dynamic shared memory, which a
+// kernel declares with CUDA_DYNAMIC_SHARED(name).
 #ifdef SHARDTUNE_CUDA_EMULATION
-#define CUDA_LAUNCH(kernel, grid, block, stream, ...)                                                      \
+#define CUDA_LAUNCH_SMEM(kernel, grid, block, smem, stream, ...)                                           \
     do {                                                                                                   \
-        cuda_emu_launch((grid), (block), [&] { kernel(__VA_ARGS__); });                                    \
+        cuda_emu_launch((grid), (block), (smem), (const void *)&kernel, [&] { kernel(__VA_ARGS__); });     \
         CUDA_CHECK(cudaGetLastError());                                                                    \
     } while (0)
+#define CUDA_DYNAMIC_SHARED(name) unsigned char *name = (unsigned char *)cuda_emu_dynamic_shared()
 #else
-#define CUDA_LAUNCH(kernel, grid, block, stream, ...)                                                      \
+#define CUDA_LAUNCH_SMEM(kernel, grid, block, smem, stream, ...)                                           \
     do {                                                                                                   \
-        kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__);                                             \
+        kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__);                                        \
         CUDA_CHECK(cudaGetLastError());                                                                    \
     } while (0)
+#define CUDA_DYNAMIC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
 #endif
+#define CUDA_LAUNCH(kernel, grid, block, stream, ...) CUDA_LAUNCH_SMEM(kernel, grid, block, 0, stream, __VA_ARGS__)
 
 #if defined(__CUDACC__) || defined(SHARDTUNE_CUDA_EMULATION)
 // A reduction over a block whose size is a multiple of 32 (warp shuffles,
@@ -139,5 +145,16 @@ __device__ inline float block_max(float v)
 void cuda_install_elementwise(backend *be); // elementwise_cuda.cu
 void cuda_install_attention(backend *be);   // attention_cuda.cu
 void cuda_install_xent(backend *be);        // xent_cuda.cu
+
+// Fused (flash) attention on the tensor cores, flash_attention_cuda.cu:
+// used under bf16 compute for head_dim a multiple of 16 up to 128, unless
+// SHARDTUNE_CUDA_ATTENTION=blocked.  D is rowsum(dout * out) per (position,
+// head), as attention_cuda.cu computes it.
+int cuda_flash_usable(backend *be, int head_dim);
+void cuda_flash_fwd(backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
+                    const int32_t *seg, int batch, int seq, int n_heads, int n_kv_heads, int head_dim);
+void cuda_flash_bwd(backend *be, float *dq, float *dk, float *dv, const float *dout, const float *D, const float *lse,
+                    const float *q, const float *k, const float *v, const int32_t *seg, int batch, int seq,
+                    int n_heads, int n_kv_heads, int head_dim);
 
 #endif

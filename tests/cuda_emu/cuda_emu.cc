@@ -316,6 +316,13 @@ static void yield_as(fiber_state s)
 
 void __syncthreads(void) { yield_as(AT_BLOCK_BARRIER); }
 
+void __syncwarp(unsigned mask)
+{
+    (void)mask;
+    pool[current].warp_epoch++;
+    yield_as(AT_WARP_BARRIER);
+}
+
 double cuda_emu_shfl_down(double v, unsigned offset)
 {
     const int me = current, lane = me % 32, warp = me / 32, parity = pool[me].warp_epoch & 1;
@@ -385,14 +392,39 @@ static void run_block(void)
     }
 }
 
-void cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &kernel)
+// Dynamic shared memory: up to 48 KiB without asking, more only up to what
+// cudaFuncSetAttribute allowed for that kernel, never over the 163 KiB an
+// sm_80 block can have.
+static std::map<const void *, int> max_dynamic_shared;
+static std::vector<unsigned char> dynamic_shared;
+static void *dynamic_base;
+static const size_t SMEM_DEFAULT = 48 << 10, SMEM_SM80 = 163 << 10;
+
+cudaError_t cuda_emu_set_max_dynamic_shared(const void *kernel, int bytes)
+{
+    if (bytes < 0 || (size_t)bytes > SMEM_SM80)
+        return last_error = cudaErrorInvalidValue;
+    max_dynamic_shared[kernel] = bytes;
+    return cudaSuccess;
+}
+
+void *cuda_emu_dynamic_shared(void) { return dynamic_base; }
+
+void cuda_emu_launch(dim3 grid, dim3 block, size_t smem, const void *kernel_id, const std::function<void()> &kernel)
 {
     const unsigned long threads = (unsigned long)block.x * block.y * block.z;
+    auto allowed = max_dynamic_shared.find(kernel_id);
+    const size_t smem_limit = allowed != max_dynamic_shared.end() && (size_t)allowed->second > SMEM_DEFAULT
+                                  ? (size_t)allowed->second
+                                  : SMEM_DEFAULT;
     if (threads == 0 || threads > (unsigned long)MAX_THREADS || block.z > 64 || grid.x == 0 || grid.y == 0 ||
-        grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+        grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 || smem > smem_limit) {
         last_error = cudaErrorInvalidConfiguration;
         return;
     }
+    dynamic_shared.assign(smem + 128, 0xff); // uninitialised: NaN bytes
+    const uintptr_t base = (uintptr_t)dynamic_shared.data();
+    dynamic_base = (void *)((base + 127) / 128 * 128); // CUDA aligns it to 128 bytes at least
     start_fibers((int)threads);
     n_threads = (int)threads;
     int t = 0;

@@ -3,12 +3,14 @@
 # in tests/cuda_emu/include, into a plugin that runs without a GPU and
 # without nvcc.  Built on every machine, for tests/gpu/emulated.sh.
 CUDA_EMU_SRC = $(srcdir)/cuda/backend_cuda.cu $(srcdir)/cuda/elementwise_cuda.cu $(srcdir)/cuda/attention_cuda.cu \
-	$(srcdir)/cuda/xent_cuda.cu $(srcdir)/tests/cuda_emu/cuda_emu.cc
+	$(srcdir)/cuda/xent_cuda.cu $(srcdir)/cuda/flash_attention_cuda.cu $(srcdir)/tests/cuda_emu/cuda_emu.cc
 CUDA_EMU_INC = $(srcdir)/tests/cuda_emu/include/cuda_runtime.h $(srcdir)/tests/cuda_emu/include/cuda_fp16.h \
 	$(srcdir)/tests/cuda_emu/include/cublas_v2.h $(srcdir)/tests/cuda_emu/include/nccl.h \
+	$(srcdir)/tests/cuda_emu/include/cuda_bf16.h $(srcdir)/tests/cuda_emu/include/mma.h \
 	$(srcdir)/cuda/cuda_internal.h $(srcdir)/cuda/backend_cuda.h $(srcdir)/cuda/comm_nccl.h
 EXTRA_DIST += tests/cuda_emu/cuda_emu.cc tests/cuda_emu/include/cuda_runtime.h tests/cuda_emu/include/cuda_fp16.h \
-	tests/cuda_emu/include/cublas_v2.h tests/cuda_emu/include/nccl.h
+	tests/cuda_emu/include/cublas_v2.h tests/cuda_emu/include/nccl.h tests/cuda_emu/include/cuda_bf16.h \
+	tests/cuda_emu/include/mma.h
 check_DATA = tests/cuda_emu/shardtune-cuda-emu.so
 CLEANFILES += tests/cuda_emu/shardtune-cuda-emu.so
 

@@ -223,20 +223,22 @@ static void check_rope(void)
     gpu->free(gpu, dpos), gpu->free(gpu, dfreq);
 }
 
-static void check_attention(const char *label, int with_seg)
+/* B = 2 sequences of T positions; with_seg: packed, three documents, then
+ * padding (segment -1). */
+static void check_attention(const char *label, int with_seg, int T, int Hq, int Hkv, int hd)
 {
-    const int B = 2, T = 100, Hq = 4, Hkv = 2, hd = 16;
+    const int B = 2;
     const size_t nq = (size_t)B * T * Hq * hd, nk = (size_t)B * T * Hkv * hd, nl = (size_t)B * Hq * T;
     float *q = rand_floats(nq, 1.0f), *k = rand_floats(nk, 1.0f), *v = rand_floats(nk, 1.0f);
-    int32_t seg[200];
-    for (int b = 0; b < B; b++) /* packed: three documents, then padding */
+    int32_t *seg = malloc((size_t)B * T * sizeof *seg);
+    for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
-            seg[b * T + t] = t < 30 ? 0 : t < 55 + 10 * b ? 1 : t < 90 ? 2 : -1;
+            seg[b * T + t] = t < 3 * T / 10 ? 0 : t < (55 + 10 * b) * T / 100 ? 1 : t < 9 * T / 10 ? 2 : -1;
     const int32_t *s = with_seg ? seg : NULL;
     float *out = malloc(nq * 4), *lse = malloc(nl * 4);
     cpu->attention_fwd(cpu, out, lse, q, k, v, s, B, T, Hq, Hkv, hd);
     float *dq_ = up(q, nq * 4), *dk_ = up(k, nk * 4), *dv_ = up(v, nk * 4);
-    int32_t *dseg = with_seg ? up(seg, sizeof seg) : NULL;
+    int32_t *dseg = with_seg ? up(seg, (size_t)B * T * sizeof *seg) : NULL;
     float *dout = poisoned(nq), *dlse = poisoned(nl);
     gpu->attention_fwd(gpu, dout, dlse, dq_, dk_, dv_, dseg, B, T, Hq, Hkv, hd);
     char name[48];
@@ -259,7 +261,26 @@ static void check_attention(const char *label, int with_seg)
     void *dev[] = {dq_, dk_, dv_, dseg, dout, dlse, dg, dout_ref, dlse_ref, dgq, dgk, dgv};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         gpu->free(gpu, dev[i]);
-    free(q), free(k), free(v), free(out), free(lse), free(g), free(gq), free(gk), free(gv);
+    free(q), free(k), free(v), free(out), free(lse), free(g), free(gq), free(gk), free(gv), free(seg);
+}
+
+/* Both attention paths: under bf16 the fused kernels (flash) by default, and
+ * the blocked GEMM path; a second shape with three 16-wide steps of
+ * head_dim and a group of three query heads per KV head. */
+static void check_attention_paths(void)
+{
+    static const char *const paths[] = {"flash", "blocked"};
+    for (int p = 0; p < (bf16_mode ? 2 : 1); p++) {
+        setenv("SHARDTUNE_CUDA_ATTENTION", paths[p], 1);
+        char label[32];
+        snprintf(label, sizeof label, " %s", bf16_mode ? paths[p] : "");
+        check_attention(label, 0, 100, 4, 2, 16);
+        snprintf(label, sizeof label, " %sseg", bf16_mode ? paths[p] : "");
+        check_attention(label, 1, 100, 4, 2, 16);
+        snprintf(label, sizeof label, " %shd48", bf16_mode ? paths[p] : "");
+        check_attention(label, 1, 130, 6, 2, 48);
+    }
+    unsetenv("SHARDTUNE_CUDA_ATTENTION");
 }
 
 static void check_decode(int n_q, int q_pos0, int n_kv)
@@ -404,15 +425,16 @@ int main(void)
         check_flat();
         check_embedding_and_norm();
         check_rope();
-        check_attention("", 0);
-        check_attention(" seg", 1);
+        check_attention_paths();
         check_decode(3, 5, 8);
         check_decode(1, 599, 600);
         check_swiglu_dropout_adamw();
         check_xent("");
         /* small scratch: attention in blocks of 16 queries, logits in chunks of 3 rows */
         setenv("SHARDTUNE_CUDA_SCRATCH_KIB", "4", 1);
-        check_attention(" blk", 1);
+        setenv("SHARDTUNE_CUDA_ATTENTION", "blocked", 1);
+        check_attention(" blk", 1, 100, 4, 2, 16);
+        unsetenv("SHARDTUNE_CUDA_ATTENTION");
         check_xent(" chk");
         unsetenv("SHARDTUNE_CUDA_SCRATCH_KIB");
         check_memory();

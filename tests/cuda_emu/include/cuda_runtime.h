@@ -44,6 +44,7 @@ struct cudaPointerAttributes {
     void *hostPointer;
 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 #define cudaStreamNonBlocking 0x01
 #define cudaEventDisableTiming 0x02
@@ -103,9 +104,22 @@ const emu_ids_t &cuda_emu_ids(void);
 #define blockDim (cuda_emu_ids().block_dim)
 #define gridDim (cuda_emu_ids().grid_dim)
 
-/* Runs body once per thread of every block of the grid. */
-void cuda_emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+#define __align__(n) alignas(n)
+
+/* Runs body once per thread of every block of the grid, with smem bytes of
+ * dynamic shared memory (NaN-filled) for kernel. */
+void cuda_emu_launch(dim3 grid, dim3 block, size_t smem, const void *kernel, const std::function<void()> &body);
+/* The block's dynamic shared memory (extern __shared__ in CUDA). */
+void *cuda_emu_dynamic_shared(void);
+cudaError_t cuda_emu_set_max_dynamic_shared(const void *kernel, int bytes);
+template <typename F> inline cudaError_t cudaFuncSetAttribute(F *kernel, enum cudaFuncAttribute attr, int value)
+{
+    (void)attr;
+    return cuda_emu_set_max_dynamic_shared((const void *)kernel, value);
+}
 void __syncthreads(void);
+/* A warp barrier: every live lane of the calling warp arrives. */
+void __syncwarp(unsigned mask = 0xffffffffu);
 double cuda_emu_shfl_down(double v, unsigned offset);
 template <typename T> inline T __shfl_down_sync(unsigned mask, T v, unsigned offset)
 {
