@@ -69,7 +69,11 @@ void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *mu = &m->units[ui];
         fsdp_unit *u = &f->units[ui];
-        u->persistent = S == 1;
+        /* A one-rank shard group binds its shards as the full buffers once,
+         * when they are fp32 already.  Weights stored narrower (bf16, f16)
+         * stay so and are widened unit by unit when used, as when sharded:
+         * an fp32 copy of the whole model would double their memory. */
+        u->persistent = S == 1 && mu->storage_is_f32;
         u->storage_shard_bytes = round_up(mu->n_storage_bytes, S * STORAGE_ALIGN_BYTES) / S;
         u->train_shard_elems = round_up(mu->n_train_elems, S * TRAIN_ALIGN_ELEMS) / S;
         u->storage_shard = shard_alloc(be, u->storage_shard_bytes, MEM_FROZEN);

@@ -4,6 +4,8 @@
 #  - FULL_SHARD at N = 4: frozen-parameter bytes per rank are at most a
 #    quarter of the model (plus shard padding), gathered-unit bytes at most
 #    two units, and far below the model;
+#  - one rank with bf16 weights: the frozen bytes are the file's (no fp32
+#    copy of the whole model), units are widened at most two at a time;
 #  - cpu_ram_efficient_loading: with a random model of about 300 MB, every
 #    rank's peak resident memory after loading stays well below the model's
 #    size (each rank preads only its own byte ranges); without it, rank 0
@@ -28,6 +30,9 @@ for r in s["ranks"]:
         assert rss < 0.6 * model_bytes, "a rank's resident memory came near the model size"
     elif mode == "root":
         assert rss < model_bytes, "a rank held the whole model while loading"
+    elif mode == "narrow":
+        assert frozen <= model_bytes + 64 * 1024, "bf16 weights were widened for the whole model"
+        assert 0 < gathered <= 2 * unit_bytes, "units were not widened one or two at a time"
 PY
 }
 
@@ -40,6 +45,12 @@ model_bytes=$(stat -c %s "$SCRATCH/small/model.safetensors")
 # r x (sum of in + sum of out) = 4 x (1024 + 1024) floats, twice
 unit_bytes=$(( (2 * 128 * 128 + 2 * 128 * 64 + 3 * 128 * 256 + 2 * 128) * 4 + 2 * 4 * 2048 * 4 ))
 check_json "$SCRATCH/small/summary.json" "$model_bytes" "$unit_bytes" shard
+
+# one rank, bf16 weights: they stay bf16 (the file's size), widened unit by unit
+"$MAKE_MODEL" --out "$SCRATCH/b16" --hidden 128 --intermediate 256 --layers 4 --heads 4 --kv_heads 2 --vocab 256 \
+    --dtype bf16
+fsdp_train b16 1 "$SCRATCH/b16" --max_steps 2 --lora_r 4
+check_json "$SCRATCH/b16/summary.json" "$(stat -c %s "$SCRATCH/b16/model.safetensors")" "$unit_bytes" narrow
 
 # about 300 MB: efficient loading reads only each rank's byte ranges
 "$MAKE_MODEL" --out "$SCRATCH/big" --hidden 1024 --intermediate 2048 --layers 6 --heads 8 --kv_heads 4 \
