@@ -13,9 +13,16 @@
 #      shardtune and Hugging Face PEFT on the same GPU, and their ratio;
 #   5. the same step profiled (SHARDTUNE_PROFILE=1): seconds per backend op.
 # Logs go to CHECK_OUT (default runs/gpu-check); the last lines are a table.
+# PRESET=tiny (bench/make_bench_model.py) makes parts 4 and 5 small, to try
+# the script itself; with SHARDTUNE_CUDA_PLUGIN naming the CPU emulation of
+# CUDA (tests/cuda_emu) it runs on a machine without a GPU (the Hugging Face
+# side then fails on cuda, as it should).
 # Exit status: 0 when every part passed.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 # GPU machines often run jobs as root
+PRESET=${PRESET:-1b}
+case $PRESET in tiny) SEQ=128 ;; *) SEQ=2048 ;; esac
 out=${CHECK_OUT:-$top/runs/gpu-check}
 mkdir -p "$out"
 summary="$out/summary.txt"
@@ -29,13 +36,13 @@ part() {
     t0=$(date +%s)
     "$@" >"$out/$name.log" 2>&1
     rc=$?
-    case $rc in 0) verdict=pass ;; 77) verdict=skipped ;; *) verdict="FAIL (rc $rc)"; status=1 ;; esac
+    case $rc in 0) verdict=pass ;; 77) verdict="SKIPPED (no GPU or no plugin)"; status=1 ;; *) verdict="FAIL (rc $rc)"; status=1 ;; esac
     echo "| $name | $verdict | $(($(date +%s) - t0)) s |" >>"$summary"
     echo "$name: $verdict" >&2
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$out/gpu.txt" 2>&1 ||
-    echo "nvidia-smi failed" >>"$out/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$out/gpu.txt" 2>/dev/null ||
+    echo "no nvidia-smi" >"$out/gpu.txt"
 
 if [ -n "${PACK:-}" ]; then
     case $PACK in
@@ -56,17 +63,20 @@ else
     part build build_it
 fi
 export MPIRUN
+# the CUDA plugin of this build (or the one named, e.g. the CPU emulation)
+if [ -n "${PACK:-}" ]; then plugin=$build/.real/shardtune-cuda.so; else plugin=$build/shardtune-cuda.so; fi
+export SHARDTUNE_CUDA_PLUGIN="${SHARDTUNE_CUDA_PLUGIN:-$plugin}"
 
 part op_check "$build/tests/gpu/op_check"
 part train_compare env top_srcdir="$top" top_builddir="$build" sh "$top/tests/gpu/train_compare.sh"
-part bench env SHARDTUNE="$build/shardtune" SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON:-python3}" \
-    BENCH_DIR="${BENCH_DIR:-/tmp/shardtune-bench-1b}" bash "$top/bench/gpu_lora_step.sh"
-bench_dir=${BENCH_DIR:-/tmp/shardtune-bench-1b}
+bench_dir=${BENCH_DIR:-/tmp/shardtune-bench-$PRESET}
+part bench env SHARDTUNE="$build/shardtune" SHARDTUNE_PYTHON="${SHARDTUNE_PYTHON:-python3}" PRESET="$PRESET" \
+    SEQ="$SEQ" BENCH_DIR="$bench_dir" bash "$top/bench/gpu_lora_step.sh"
 cp "$bench_dir/shardtune.log" "$out/bench-shardtune.log" 2>/dev/null
 # where a step's time goes: 3 steps of the same run, every op timed (SHARDTUNE_PROFILE)
 profile_run() {
     SHARDTUNE_PROFILE=1 "$build/shardtune" train --device cuda --bf16 True --model_name_or_path "$bench_dir/model" \
-        --dataset_name "$bench_dir/data.jsonl" --max_seq_len 2048 --per_device_train_batch_size 4 --max_steps 3 \
+        --dataset_name "$bench_dir/data.jsonl" --max_seq_len "$SEQ" --per_device_train_batch_size 4 --max_steps 3 \
         --logging_steps 1 --lora_r 8 --lora_alpha 16 --lora_dropout 0 --lora_target_modules all-linear \
         --gradient_checkpointing True --lr_scheduler_type constant --output_dir /tmp/shardtune-profile
 }
