@@ -279,7 +279,8 @@ extern "C" backend *backend_cuda_create(int device, int bf16, errbuf *e)
     CUDA_CHECK(cudaDeviceGetAttribute(&im->n_sms, cudaDevAttrMultiProcessorCount, device));
 
     backend *be = static_cast<backend *>(xcalloc(1, sizeof *be));
-    be->name = bf16 ? "cuda (bf16 GEMMs)" : "cuda (fp32)";
+    be->name = bf16 ? "cuda (bf16)" : "cuda (fp32)";
+    be->activation_dtype = bf16 ? DT_BF16 : DT_F32;
     be->impl = im;
     be->alloc = cuda_alloc;
     be->alloc_host = cuda_alloc_host;

@@ -6,6 +6,7 @@
 #include "cuda_internal.h"
 
 #include <cmath>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 extern "C" {
@@ -59,6 +60,27 @@ static void cuda_to_f32(backend *be, float *out, const void *in, storage_dtype d
     int aligned = (uintptr_t)in % (uintptr_t)width == 0;
     CUDA_LAUNCH(k_to_f32, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), out, (const unsigned char *)in,
                 (int)dt, width, aligned, n_elems);
+}
+
+// The residual stream stored narrow: fp32 to bf16 (nearest even), or a copy.
+__global__ void k_from_f32(void *out, const float *in, int dt, size_t n)
+{
+    GRID_STRIDE(i, n)
+    {
+        if (dt == DT_BF16)
+            ((__nv_bfloat16 *)out)[i] = __float2bfloat16(in[i]);
+        else
+            ((float *)out)[i] = in[i];
+    }
+}
+
+static void cuda_from_f32(backend *be, void *out, const float *in, storage_dtype dt, size_t n_elems)
+{
+    if (dt != DT_F32 && dt != DT_BF16)
+        die(EXIT_FAILURE_RUN, "cuda backend: values are stored narrow as bf16 only, not %s", storage_dtype_name(dt));
+    if (n_elems == 0)
+        return;
+    CUDA_LAUNCH(k_from_f32, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), out, in, (int)dt, n_elems);
 }
 
 // ---- flat ranges ----
@@ -283,6 +305,7 @@ static void cuda_adamw(backend *be, float *param, const float *grad, float *m, f
 void cuda_install_elementwise(backend *be)
 {
     be->to_f32 = cuda_to_f32;
+    be->from_f32 = cuda_from_f32;
     be->add = cuda_add;
     be->scale = cuda_scale;
     be->sum_squares = cuda_sum_squares;

@@ -40,6 +40,11 @@ struct backend {
     size_t allocator_peak_bytes;
     size_t host_cur_bytes[MEM_N_CATEGORIES];  /* offloaded to host memory */
     size_t host_peak_bytes[MEM_N_CATEGORIES];
+    /* How the model keeps each layer's input (the residual stream, which
+     * checkpointing saves for every layer): DT_F32, or DT_BF16 where the
+     * backend computes in bf16, which halves that memory.  The model widens
+     * a layer's input to fp32 to compute with it. */
+    storage_dtype activation_dtype;
     void *impl;
 
     /* ---- memory ---- */
@@ -64,6 +69,9 @@ struct backend {
     /* ---- elementwise and reductions over flat ranges ---- */
     /* out = fp32 of n_elems stored values (frozen weights as gathered) */
     void (*to_f32)(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems);
+    /* out = n_elems values of in stored as dt, rounding to nearest even (the
+     * inverse of to_f32; F32 and BF16 on every backend) */
+    void (*from_f32)(backend *be, void *out, const float *in, storage_dtype dt, size_t n_elems);
     void (*add)(backend *be, float *y, const float *x, size_t n_elems);        /* y += x */
     void (*scale)(backend *be, float *x, size_t n_elems, float s);             /* x *= s */
     double (*sum_squares)(backend *be, const float *x, size_t n_elems);

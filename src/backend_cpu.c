@@ -107,6 +107,17 @@ static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt
     }
 }
 
+static void cpu_from_f32(backend *be, void *out, const float *in, storage_dtype dt, size_t n_elems)
+{
+    enum { CHUNK = 1 << 16 };
+    size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK, width = storage_bytes(dt, 1);
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;
+        storage_from_f32(dt, in + lo, (unsigned char *)out + lo * width, n);
+    }
+}
+
 static void cpu_add(backend *be, float *y, const float *x, size_t n_elems)
 {
 #pragma omp parallel for simd schedule(static)
@@ -519,6 +530,7 @@ backend *backend_cpu_create(int n_threads)
     be->synchronize = cpu_synchronize;
     be->matmul = cpu_matmul;
     be->to_f32 = cpu_to_f32;
+    be->from_f32 = cpu_from_f32;
     be->add = cpu_add;
     be->scale = cpu_scale;
     be->sum_squares = cpu_sum_squares;

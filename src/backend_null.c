@@ -42,6 +42,7 @@ static void null_sync(backend *be) {}
 static void null_matmul(backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                         const float *b, int ldb, float beta, float *c, int ldc) {}
 static void null_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n) {}
+static void null_from_f32(backend *be, void *out, const float *in, storage_dtype dt, size_t n) {}
 static void null_add(backend *be, float *y, const float *x, size_t n) {}
 static void null_scale(backend *be, float *x, size_t n, float s) {}
 static double null_sum_squares(backend *be, const float *x, size_t n) { return 0.0; }
@@ -81,6 +82,7 @@ backend *backend_null_create(void)
     be->synchronize = null_sync;
     be->matmul = null_matmul;
     be->to_f32 = null_to_f32;
+    be->from_f32 = null_from_f32;
     be->add = null_add;
     be->scale = null_scale;
     be->sum_squares = null_sum_squares;

@@ -17,13 +17,13 @@
 #include "log.h"
 
 enum {
-    OP_MATMUL, OP_TO_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD, OP_RMSNORM_BWD, OP_ROPE,
+    OP_MATMUL, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD, OP_RMSNORM_BWD, OP_ROPE,
     OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
     OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
-    "matmul", "to_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope",
+    "matmul", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope",
     "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout", "lm_head_xent",
     "adamw", "copy (device)",
 };
@@ -97,6 +97,11 @@ static void p_matmul(backend *be, int ta, int tb, int m, int n, int k, float alp
 static void p_to_f32(backend *be, float *out, const void *x, storage_dtype dt, size_t n)
 {
     TIMED(OP_TO_F32, in->to_f32(in, out, x, dt, n));
+}
+
+static void p_from_f32(backend *be, void *out, const float *x, storage_dtype dt, size_t n)
+{
+    TIMED(OP_FROM_F32, in->from_f32(in, out, x, dt, n));
 }
 
 static void p_add(backend *be, float *y, const float *x, size_t n) { TIMED(OP_ADD, in->add(in, y, x, n)); }
@@ -197,9 +202,11 @@ backend *backend_profile_wrap(backend *in)
     p->created = monotonic_seconds();
     be->impl = p;
     be->name = in->name;
+    be->activation_dtype = in->activation_dtype;
     be->alloc = p_alloc, be->alloc_host = p_alloc_host, be->free = p_free, be->zero = p_zero;
     be->copy_to_device = p_copy_to_device, be->copy_to_host = p_copy_to_host, be->copy = p_copy;
-    be->synchronize = p_synchronize, be->matmul = p_matmul, be->to_f32 = p_to_f32, be->add = p_add;
+    be->synchronize = p_synchronize, be->matmul = p_matmul, be->to_f32 = p_to_f32, be->from_f32 = p_from_f32;
+    be->add = p_add;
     be->scale = p_scale, be->sum_squares = p_sum_squares, be->embedding_fwd = p_embedding_fwd;
     be->rmsnorm_fwd = p_rmsnorm_fwd, be->rmsnorm_bwd = p_rmsnorm_bwd, be->rope = p_rope;
     be->attention_fwd = p_attention_fwd, be->attention_bwd = p_attention_bwd;

@@ -343,6 +343,7 @@ struct layer_acts {
 typedef struct backward_scratch {
     float *d_resid, *d_xn, *d_attn, *dq, *dk, *dv, *d_act, *d_gate, *d_up, *dxa, *xd;
     float *h, *rstd_f, *dh, *discard;
+    float *x_wide; /* a narrow layer input widened to compute with (NULL when inputs are fp32) */
 } backward_scratch;
 
 static float *act_alloc(model *m, size_t n_elems) { return m->be->alloc(m->be, n_elems * sizeof(float), MEM_ACTIVATIONS); }
@@ -393,7 +394,7 @@ static void release_activations(model *m)
     free(m->layer_inputs);
     backward_scratch *s = m->scratch;
     float **fields[] = {&s->d_resid, &s->d_xn, &s->d_attn, &s->dq, &s->dk, &s->dv, &s->d_act, &s->d_gate,
-                        &s->d_up, &s->dxa, &s->xd, &s->h, &s->rstd_f, &s->dh, &s->discard};
+                        &s->d_up, &s->dxa, &s->xd, &s->h, &s->rstd_f, &s->dh, &s->discard, &s->x_wide};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         m->be->free(m->be, *fields[i]);
     free(s);
@@ -418,7 +419,7 @@ void model_prepare(model *m, int batch, int seq, int checkpointing)
         acts_alloc(m, &m->acts[i], n);
     m->layer_inputs = xcalloc((size_t)c->n_layers + 1, sizeof *m->layer_inputs);
     for (int l = 0; l <= c->n_layers; l++)
-        m->layer_inputs[l] = act_alloc(m, n * D);
+        m->layer_inputs[l] = m->be->alloc(m->be, storage_bytes(m->be->activation_dtype, n * D), MEM_ACTIVATIONS);
     backward_scratch *s = xcalloc(1, sizeof *s);
     s->d_resid = act_alloc(m, n * D);
     s->d_xn = act_alloc(m, n * D);
@@ -435,6 +436,7 @@ void model_prepare(model *m, int batch, int seq, int checkpointing)
     s->rstd_f = act_alloc(m, n);
     s->dh = act_alloc(m, n * D);
     s->discard = act_alloc(m, n * D);
+    s->x_wide = m->be->activation_dtype == DT_F32 ? NULL : act_alloc(m, n * D);
     m->scratch = s;
 }
 
@@ -566,16 +568,48 @@ static void layer_bwd(model *m, int l, const layer_acts *a, const model_batch *b
 /* ------------------------------------------------------------------ */
 /* a micro-batch                                                       */
 
+/* Layer l's input as fp32: the kept buffer itself, or (narrow inputs) its
+ * widened copy in the scratch, valid until the next call. */
+static const float *layer_input(model *m, int l, const model_batch *b)
+{
+    backend *be = m->be;
+    if (be->activation_dtype == DT_F32)
+        return m->layer_inputs[l];
+    backward_scratch *s = m->scratch;
+    be->to_f32(be, s->x_wide, m->layer_inputs[l], be->activation_dtype, (size_t)b->batch * b->seq * m->cfg.hidden_size);
+    return s->x_wide;
+}
+
+/* Where to compute layer l's input (the embedding's or a layer's output),
+ * then layer_input_store keeps it: in place, or narrowed. */
+static float *layer_output_target(model *m, int l)
+{
+    backward_scratch *s = m->scratch;
+    return m->be->activation_dtype == DT_F32 ? m->layer_inputs[l] : s->discard;
+}
+
+static void layer_input_store(model *m, int l, const model_batch *b)
+{
+    backend *be = m->be;
+    backward_scratch *s = m->scratch;
+    if (be->activation_dtype != DT_F32)
+        be->from_f32(be, m->layer_inputs[l], s->discard, be->activation_dtype,
+                     (size_t)b->batch * b->seq * m->cfg.hidden_size);
+}
+
 void model_unit_forward(model *m, int ui, const model_batch *b)
 {
     const model_unit *u = &m->units[ui];
     if (b->batch > m->max_batch || b->seq > m->max_seq)
         model_prepare(m, b->batch, b->seq, m->checkpointing);
     if (u->kind == UNIT_EMBEDDING) {
-        m->be->embedding_fwd(m->be, m->layer_inputs[0], b->ids, m->embed, b->batch * b->seq, m->cfg.hidden_size);
+        m->be->embedding_fwd(m->be, layer_output_target(m, 0), b->ids, m->embed, b->batch * b->seq,
+                             m->cfg.hidden_size);
+        layer_input_store(m, 0, b);
     } else if (u->kind == UNIT_LAYER) {
         int l = u->layer;
-        layer_fwd(m, l, &m->acts[m->checkpointing ? 0 : l], b, m->layer_inputs[l], m->layer_inputs[l + 1]);
+        layer_fwd(m, l, &m->acts[m->checkpointing ? 0 : l], b, layer_input(m, l, b), layer_output_target(m, l + 1));
+        layer_input_store(m, l + 1, b);
     }
 }
 
@@ -586,7 +620,8 @@ double model_head_forward(model *m, const model_batch *b, float grad_scale, int 
     backward_scratch *s = m->scratch;
     int n = b->batch * b->seq;
     int L = c->n_layers;
-    be->rmsnorm_fwd(be, s->h, s->rstd_f, m->layer_inputs[L], m->final_norm, n, c->hidden_size, c->rms_norm_eps);
+    const float *x = layer_input(m, L, b);
+    be->rmsnorm_fwd(be, s->h, s->rstd_f, x, m->final_norm, n, c->hidden_size, c->rms_norm_eps);
     float *logits_dev = NULL;
     if (logits)
         logits_dev = be->alloc(be, (size_t)n * c->vocab_size * sizeof(float), MEM_ACTIVATIONS);
@@ -598,7 +633,7 @@ double model_head_forward(model *m, const model_batch *b, float grad_scale, int 
     }
     if (do_backward) {
         be->zero(be, s->d_resid, (size_t)n * c->hidden_size * sizeof(float));
-        be->rmsnorm_bwd(be, s->d_resid, s->dh, m->layer_inputs[L], m->final_norm, s->rstd_f, n, c->hidden_size);
+        be->rmsnorm_bwd(be, s->d_resid, s->dh, x, m->final_norm, s->rstd_f, n, c->hidden_size);
     }
     return loss_sum;
 }
@@ -611,9 +646,10 @@ void model_unit_backward(model *m, int ui, const model_batch *b)
     backward_scratch *s = m->scratch;
     int l = u->layer;
     layer_acts *a = &m->acts[m->checkpointing ? 0 : l];
+    const float *x_in = layer_input(m, l, b);
     if (m->checkpointing) /* recompute this layer's activations */
-        layer_fwd(m, l, a, b, m->layer_inputs[l], s->discard);
-    layer_bwd(m, l, a, b, m->layer_inputs[l], s->d_resid);
+        layer_fwd(m, l, a, b, x_in, s->discard);
+    layer_bwd(m, l, a, b, x_in, s->d_resid);
 }
 
 /* ------------------------------------------------------------------ */

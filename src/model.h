@@ -85,7 +85,7 @@ typedef struct model {
     int checkpointing;
     int max_batch, max_seq;
     layer_acts *acts;    /* per layer (one shared when checkpointing) */
-    float **layer_inputs; /* per layer input, kept in both modes */
+    void **layer_inputs;  /* per layer input, kept in both modes, in be->activation_dtype */
     void *scratch;
     decode_state *decode; /* generation: KV cache and scratch */
 } model;

@@ -150,6 +150,25 @@ static void check_to_f32(void)
     free(x);
 }
 
+/* fp32 to bf16 (the narrow residual stream): the same bits as the CPU's
+ * rounding to nearest even, compared after widening both on the CPU. */
+static void check_from_f32(void)
+{
+    const size_t n = 3001;
+    float *x = rand_floats(n, 50.0f), *ref = malloc(n * 4), *got = malloc(n * 4);
+    unsigned char *cpu_bytes = malloc(n * 2), *gpu_bytes = malloc(n * 2);
+    cpu->from_f32(cpu, cpu_bytes, x, DT_BF16, n);
+    float *dx = up(x, n * 4);
+    unsigned char *dout = gpu->alloc(gpu, n * 2, MEM_ACTIVATIONS);
+    gpu->from_f32(gpu, dout, dx, DT_BF16, n);
+    gpu->copy_to_host(gpu, gpu_bytes, dout, n * 2);
+    cpu->to_f32(cpu, ref, cpu_bytes, DT_BF16, n);
+    cpu->to_f32(cpu, got, gpu_bytes, DT_BF16, n);
+    compare("from_f32 bf16", "out", ref, got, n, 0.0, 0.0);
+    gpu->free(gpu, dx), gpu->free(gpu, dout);
+    free(x), free(ref), free(got), free(cpu_bytes), free(gpu_bytes);
+}
+
 static void check_flat(void)
 {
     const size_t n = 100003;
@@ -422,6 +441,7 @@ int main(void)
         rng_init(&gen, 7, (uint64_t)bf16_mode);
         check_matmul();
         check_to_f32();
+        check_from_f32();
         check_flat();
         check_embedding_and_norm();
         check_rope();
