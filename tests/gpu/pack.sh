@@ -1,7 +1,7 @@
 #!/bin/sh
 # pack.sh: builds shardtune with CUDA on this machine and packs it for a GPU
-# machine that has CUDA, NCCL (as a library or in Python's nvidia-nccl
-# package) and Python's torch stack, but none of this project's other
+# machine that has CUDA (its libraries in /usr/local/cuda or in Python's
+# nvidia-* packages) and Python's torch stack, but none of this project's other
 # libraries (Open MPI, parallel HDF5, OpenBLAS, jansson, PCRE2, libyaml) and
 # no way to install them.  tests/gpu/check.sh runs from the pack there.
 #
@@ -55,13 +55,16 @@ done | sort -u | grep -v -e '/cuda' -e '/libc\.so' -e '/libm\.so' -e '/libdl\.so
 cat > "$pack/env.sh" <<'EOF'
 # env.sh: sourced by the pack's wrappers with PACK set to the pack's directory.
 export LD_LIBRARY_PATH="$PACK/lib:$PACK/usr/lib/x86_64-linux-gnu/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# NCCL from Python's nvidia-nccl package where the CUDA install has none
-if ! ls /usr/local/cuda/lib64/libnccl.so* /usr/local/cuda/targets/x86_64-linux/lib/libnccl.so* >/dev/null 2>&1 &&
-    [ -z "${SHARDTUNE_NCCL_DIR:-}" ]; then
-    SHARDTUNE_NCCL_DIR=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
-    export SHARDTUNE_NCCL_DIR
-fi
-[ -n "${SHARDTUNE_NCCL_DIR:-}" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$SHARDTUNE_NCCL_DIR"
+# NCCL, cuBLAS or the CUDA runtime from Python's nvidia-* packages (which
+# torch brings) where the CUDA install lacks them
+nvidia_dirs=$(python3 -c 'import nvidia; print(" ".join(nvidia.__path__))' 2>/dev/null || true)
+for lib in libnccl.so.2 libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+    if ! ls /usr/local/cuda/lib64/$lib /usr/local/cuda/targets/x86_64-linux/lib/$lib >/dev/null 2>&1 &&
+        [ -n "$nvidia_dirs" ]; then
+        found=$(find $nvidia_dirs -name "$lib" 2>/dev/null | head -n 1)
+        [ -n "$found" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$found")"
+    fi
+done
 export OPAL_PREFIX="$PACK/usr"
 export PMIX_INSTALL_PREFIX="$PACK/usr/lib/x86_64-linux-gnu/pmix2"
 export PATH="$PACK/usr/bin:$PATH"
