@@ -65,7 +65,7 @@ static const flag_def flags[] = {
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
     {"seed", F_INT, OFF(seed), "42", MODEL_CMDS, "seed of data order, LoRA init and dropout"},
-    {"device", F_STRING, OFF(device), "auto", MODEL_CMDS & ~(unsigned)CMD_PLAN, "cpu, cuda, or auto: cuda when built with it and a GPU answers"},
+    {"device", F_STRING, OFF(device), NULL, MODEL_CMDS & ~(unsigned)CMD_PLAN, "cpu, cuda, or auto: cuda when built with it and a GPU answers (default: $SHARDTUNE_DEVICE, else auto)"},
     {"bf16", F_BOOL, OFF(bf16), "False", MODEL_CMDS & ~(unsigned)CMD_PLAN, "bf16 matrix products with fp32 accumulation on the GPU (as mixed_precision: bf16); the CPU computes in fp32"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
     {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN, "recompute each layer in backward"},

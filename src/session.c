@@ -55,12 +55,15 @@ static int open_cuda(session *s, const cuda_plugin *p, int bf16, errbuf *e)
     return 0;
 }
 
-/* --device: cpu, cuda, or auto: cuda when the CUDA plugin is there and a
- * GPU answers on every rank (a machine without an NVIDIA device loads
- * nothing). */
+/* --device (else $SHARDTUNE_DEVICE, else auto): cpu, cuda, or auto: cuda
+ * when the CUDA plugin is there and a GPU answers on every rank (a machine
+ * without an NVIDIA device loads nothing). */
 static int open_backend(session *s, const run_config *c, errbuf *e)
 {
-    const char *device = c->device ? c->device : "auto";
+    const char *env = getenv("SHARDTUNE_DEVICE");
+    const char *device = c->device ? c->device : env && *env ? env : "auto";
+    if (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto"))
+        return err_set(e, "SHARDTUNE_DEVICE: '%s' is not one of cpu, cuda, auto", device);
     const int bf16 = c->bf16 || strcmp(s->acc.mixed_precision, "bf16") == 0;
     const cuda_plugin *plugin = NULL;
     errbuf plugin_err;
