@@ -11,9 +11,11 @@ ASSETS="$top_srcdir/assets"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-# the tests check the CPU backend, also on a machine with a GPU; GPU tests
-# pass --device cuda themselves
-export SHARDTUNE_DEVICE=cpu
+# the tests check the CPU backend, also on a machine with a GPU (GPU tests
+# pass --device cuda themselves); SHARDTUNE_TEST_DEVICE=cuda runs them all on
+# the CUDA backend instead (a GPU, or the CPU emulation of CUDA through
+# SHARDTUNE_CUDA_PLUGIN)
+export SHARDTUNE_DEVICE="${SHARDTUNE_TEST_DEVICE:-cpu}"
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/shardtune-test.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT

@@ -3,7 +3,7 @@
 TEST_EXTENSIONS = .sh
 SH_LOG_COMPILER = $(SHELL)
 AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
-	MPIRUN='$(MPIRUN)' SHARDTUNE_CUDA_PLUGIN='$(abs_top_builddir)/shardtune-cuda.so'; \
+	MPIRUN='$(MPIRUN)' SHARDTUNE_CUDA_PLUGIN="$${SHARDTUNE_CUDA_PLUGIN:-$(abs_top_builddir)/shardtune-cuda.so}"; \
 	export top_srcdir top_builddir MPIRUN SHARDTUNE_CUDA_PLUGIN;
 EXTRA_DIST += tests/lib.sh
 
