@@ -65,8 +65,6 @@ typedef struct collective {
     int root;
 } collective;
 
-static size_t dtype_bytes(comm_dtype d) { return d == COMM_F32 ? 4 : d == COMM_BYTE ? 1 : 8; }
-
 static ncclDataType_t nccl_type(comm_dtype d)
 {
     switch (d) {
@@ -77,32 +75,17 @@ static ncclDataType_t nccl_type(comm_dtype d)
     }
 }
 
+/* Bytes of the send and receive buffers, for staging host memory. */
 static size_t send_bytes(const comm *c, const collective *x)
 {
-    switch (x->kind) {
-    case COMM_ALL_GATHER: return x->n;
-    case COMM_REDUCE_SCATTER: return x->n * (size_t)c->size[x->group] * sizeof(float);
-    case COMM_ALL_REDUCE: return x->n * dtype_bytes(x->dtype);
-    default: return x->n;
-    }
+    size_t p = comm_payload_bytes(x->kind, x->n, x->dtype);
+    return x->kind == COMM_REDUCE_SCATTER ? p * (size_t)c->size[x->group] : p;
 }
 
 static size_t recv_bytes(const comm *c, const collective *x)
 {
-    switch (x->kind) {
-    case COMM_ALL_GATHER: return x->n * (size_t)c->size[x->group];
-    case COMM_REDUCE_SCATTER: return x->n * sizeof(float);
-    case COMM_ALL_REDUCE: return x->n * dtype_bytes(x->dtype);
-    default: return x->n;
-    }
-}
-
-/* The per-rank payload comm_count_sent expects. */
-static size_t payload_bytes(const collective *x)
-{
-    return x->kind == COMM_REDUCE_SCATTER ? x->n * sizeof(float)
-           : x->kind == COMM_ALL_REDUCE   ? x->n * dtype_bytes(x->dtype)
-                                          : x->n;
+    size_t p = comm_payload_bytes(x->kind, x->n, x->dtype);
+    return x->kind == COMM_ALL_GATHER ? p * (size_t)c->size[x->group] : p;
 }
 
 static void enqueue_nccl(nccl_impl *im, const collective *x, const void *send, void *recv)
@@ -172,7 +155,7 @@ static comm_request *run(comm *c, const collective *x, int async)
 {
     nccl_impl *im = c->impl;
     const int send_dev = cuda_is_device_pointer(x->send), recv_dev = cuda_is_device_pointer(x->recv);
-    comm_count_sent(c, x->kind, x->group, payload_bytes(x), x->root);
+    comm_count_sent(c, x->kind, x->group, comm_payload_bytes(x->kind, x->n, x->dtype), x->root);
     if (!send_dev && !recv_dev) {
         run_on_host(c, x);
         return NULL;

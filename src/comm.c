@@ -23,6 +23,17 @@ void comm_count_sent(comm *c, comm_op_kind kind, comm_group g, size_t n_bytes, i
     c->n_calls[kind]++;
 }
 
+size_t comm_dtype_size(comm_dtype dt) { return dt == COMM_F32 ? 4 : dt == COMM_BYTE ? 1 : 8; }
+
+size_t comm_payload_bytes(comm_op_kind kind, size_t n, comm_dtype dt)
+{
+    switch (kind) {
+    case COMM_REDUCE_SCATTER: return n * sizeof(float);
+    case COMM_ALL_REDUCE: return n * comm_dtype_size(dt);
+    default: return n; /* gathers and broadcasts count bytes */
+    }
+}
+
 double comm_hidden_fraction(const comm *c, comm_op_kind kind)
 {
     double busy = 0.0, waited = 0.0;

@@ -78,6 +78,13 @@ comm *comm_sim_create(comm_layout layout, int world, int ranks_per_node);
  * the count is what a ring algorithm sends from this rank. */
 void comm_count_sent(comm *c, comm_op_kind kind, comm_group g, size_t n_bytes, int root);
 
+/* Bytes of one element of dt. */
+size_t comm_dtype_size(comm_dtype dt);
+/* The per-rank payload comm_count_sent takes for a collective of n: bytes
+ * per rank (all-gather, broadcast), floats per rank (reduce-scatter) or
+ * elements of dt (all-reduce). */
+size_t comm_payload_bytes(comm_op_kind kind, size_t n, comm_dtype dt);
+
 /* Fraction of asynchronous collective time hidden behind compute, for one
  * kind of collective (or all of them with COMM_N_OPS). */
 double comm_hidden_fraction(const comm *c, comm_op_kind kind);

@@ -81,8 +81,6 @@ static MPI_Datatype mpi_type(comm_dtype d)
     }
 }
 
-static size_t dtype_size(comm_dtype d) { return d == COMM_F32 ? 4 : d == COMM_BYTE ? 1 : 8; }
-
 static void execute(comm *c, comm_request *r)
 {
     mpi_impl *im = c->impl;
@@ -116,9 +114,7 @@ static void execute(comm *c, comm_request *r)
     default:
         break;
     }
-    comm_count_sent(c, r->kind, r->group, r->n * (r->kind == COMM_REDUCE_SCATTER ? sizeof(float)
-                                                  : r->kind == COMM_ALL_REDUCE ? dtype_size(r->dtype) : 1),
-                    r->root);
+    comm_count_sent(c, r->kind, r->group, comm_payload_bytes(r->kind, r->n, r->dtype), r->root);
     r->busy_seconds = monotonic_seconds() - t0;
 }
 

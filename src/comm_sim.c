@@ -13,13 +13,13 @@ static comm_request *sim_all_gather(comm *c, comm_group g, const void *send, voi
 
 static comm_request *sim_reduce_scatter(comm *c, comm_group g, const float *send, float *recv, size_t n, int async)
 {
-    comm_count_sent(c, COMM_REDUCE_SCATTER, g, n * sizeof(float), 0);
+    comm_count_sent(c, COMM_REDUCE_SCATTER, g, comm_payload_bytes(COMM_REDUCE_SCATTER, n, COMM_F32), 0);
     return NULL;
 }
 
 static comm_request *sim_all_reduce(comm *c, comm_group g, void *buf, size_t n, comm_dtype dt, int async)
 {
-    comm_count_sent(c, COMM_ALL_REDUCE, g, n * (dt == COMM_F32 ? 4 : dt == COMM_BYTE ? 1 : 8), 0);
+    comm_count_sent(c, COMM_ALL_REDUCE, g, comm_payload_bytes(COMM_ALL_REDUCE, n, dt), 0);
     return NULL;
 }
 
