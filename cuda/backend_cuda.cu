@@ -276,7 +276,6 @@ extern "C" backend *backend_cuda_create(int device, int bf16, errbuf *e)
     // TF32): the fp32 precision reproduces the CPU backend
     im->compute = bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
     im->bf16 = bf16;
-    CUDA_CHECK(cudaDeviceGetAttribute(&im->n_sms, cudaDevAttrMultiProcessorCount, device));
 
     backend *be = static_cast<backend *>(xcalloc(1, sizeof *be));
     be->name = bf16 ? "cuda (bf16)" : "cuda (fp32)";

@@ -47,7 +47,6 @@ struct cuda_impl {
     cublasHandle_t blas;
     cublasComputeType_t compute;
     int bf16; // bf16 compute asked for
-    int n_sms;
     // caching allocator: live blocks, and free device blocks by size class
     std::unordered_map<void *, cuda_block_info> live;
     std::multimap<size_t, void *> cache;

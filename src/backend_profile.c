@@ -8,23 +8,21 @@
  * the time goes, which is what a short session on a GPU needs to know.
  * Memory calls are passed through and the inner backend's accounting is
  * mirrored, so reports read the same numbers as without the wrapper. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend.h"
 #include "log.h"
 
 enum {
-    OP_MATMUL, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD, OP_RMSNORM_BWD, OP_ROPE,
-    OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
+    OP_MATMUL, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD,
+    OP_RMSNORM_BWD, OP_ROPE, OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
     OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
-    "matmul", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd", "rmsnorm_bwd", "rope",
-    "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout", "lm_head_xent",
+    "matmul", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd",
+    "rmsnorm_bwd", "rope", "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout", "lm_head_xent",
     "adamw", "copy (device)",
 };
 
@@ -55,10 +53,10 @@ static void mirror(backend *be)
     do {                                                                                                   \
         profile *p_ = prof(be);                                                                            \
         backend *in = p_->inner;                                                                           \
-        const double t0_ = monotonic_seconds();                                                                          \
+        const double t0_ = monotonic_seconds();                                                            \
         call;                                                                                              \
         in->synchronize(in);                                                                               \
-        p_->seconds[op] += monotonic_seconds() - t0_;                                                                    \
+        p_->seconds[op] += monotonic_seconds() - t0_;                                                      \
         p_->calls[op]++;                                                                                   \
     } while (0)
 
@@ -206,8 +204,7 @@ backend *backend_profile_wrap(backend *in)
     be->alloc = p_alloc, be->alloc_host = p_alloc_host, be->free = p_free, be->zero = p_zero;
     be->copy_to_device = p_copy_to_device, be->copy_to_host = p_copy_to_host, be->copy = p_copy;
     be->synchronize = p_synchronize, be->matmul = p_matmul, be->to_f32 = p_to_f32, be->from_f32 = p_from_f32;
-    be->add = p_add;
-    be->scale = p_scale, be->sum_squares = p_sum_squares, be->embedding_fwd = p_embedding_fwd;
+    be->add = p_add, be->scale = p_scale, be->sum_squares = p_sum_squares, be->embedding_fwd = p_embedding_fwd;
     be->rmsnorm_fwd = p_rmsnorm_fwd, be->rmsnorm_bwd = p_rmsnorm_bwd, be->rope = p_rope;
     be->attention_fwd = p_attention_fwd, be->attention_bwd = p_attention_bwd;
     be->attention_decode = p_attention_decode, be->swiglu_fwd = p_swiglu_fwd, be->swiglu_bwd = p_swiglu_bwd;

@@ -159,6 +159,13 @@ static int in_list(const char *name, const char *const *list, size_t n)
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+int config_check_device(const char *device, const char *source, errbuf *e)
+{
+    if (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto"))
+        return err_set(e, "%s: '%s' is not one of cpu, cuda, auto", source, device);
+    return 0;
+}
+
 static int check_values(const run_config *c, command_id cmd, errbuf *e)
 {
     if (!c->model_name_or_path)
@@ -180,8 +187,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return err_set(e, "--packing_strategy: '%s' is not one of wrapped, bfd", c->packing_strategy);
     if (c->assistant_only_loss && !strcmp(c->chat_template_format, "none"))
         return err_set(e, "--assistant_only_loss: needs --chat_template_format chatml or zephyr");
-    if (c->device && strcmp(c->device, "cpu") && strcmp(c->device, "cuda") && strcmp(c->device, "auto"))
-        return err_set(e, "--device: '%s' is not one of cpu, cuda, auto", c->device);
+    if (c->device && config_check_device(c->device, "--device", e) != 0)
+        return -1;
     if (c->dataset_text_field && !*c->dataset_text_field)
         return err_set(e, "--dataset_text_field: must not be empty");
     if (cmd == CMD_PLAN && c->num_processes < 1)

@@ -80,6 +80,9 @@ typedef struct run_config {
  * recognised and refused as "not supported yet". */
 int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e);
 void config_free(run_config *c);
+/* 0 when device is cpu, cuda or auto; else -1 and a message naming source
+ * (the flag or the environment variable it came from). */
+int config_check_device(const char *device, const char *source, errbuf *e);
 /* Prints the flags of cmd with their defaults. */
 void config_print_help(command_id cmd);
 

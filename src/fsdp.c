@@ -116,7 +116,8 @@ static void bind_frozen(fsdp *f, int ui, uint8_t **storage, mem_category cat)
     mu->frozen = u->frozen_f32;
 }
 
-/* A one-rank shard group: bind the shards as the full buffers, once. */
+/* A one-rank shard group of fp32 weights: bind the shards as the full
+ * buffers, once. */
 static void bind_persistent(fsdp *f, int ui)
 {
     model_unit *mu = &f->m->units[ui];
@@ -616,16 +617,7 @@ void fsdp_gather_trainable(fsdp *f, int ui, int gradients, float *host_train)
 void fsdp_gather_frozen_tensor(fsdp *f, int ui, const param_entry *p, void *host_out)
 {
     fsdp_unit *u = &f->units[ui];
-    const model_unit *mu = &f->m->units[ui];
     size_t n_bytes = storage_bytes(p->storage, p->n_elems);
-    if (u->persistent && !u->storage_shard) {
-        /* only the fp32 copy is kept: widening was exact, so narrowing is too */
-        float *tmp = xmalloc(p->n_elems * sizeof(float));
-        f->be->copy_to_host(f->be, tmp, mu->frozen + p->offset, p->n_elems * sizeof(float));
-        storage_from_f32(p->storage, tmp, host_out, p->n_elems);
-        free(tmp);
-        return;
-    }
     size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
     uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
     f->cm->all_gather(f->cm, COMM_SHARD, u->storage_shard, buf, u->storage_shard_bytes, 0);

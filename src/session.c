@@ -62,8 +62,8 @@ static int open_backend(session *s, const run_config *c, errbuf *e)
 {
     const char *env = getenv("SHARDTUNE_DEVICE");
     const char *device = c->device ? c->device : env && *env ? env : "auto";
-    if (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto"))
-        return err_set(e, "SHARDTUNE_DEVICE: '%s' is not one of cpu, cuda, auto", device);
+    if (!c->device && config_check_device(device, "SHARDTUNE_DEVICE", e) != 0)
+        return -1;
     const int bf16 = c->bf16 || strcmp(s->acc.mixed_precision, "bf16") == 0;
     const cuda_plugin *plugin = NULL;
     errbuf plugin_err;

@@ -178,13 +178,6 @@ extern "C" cudaError_t cudaGetDeviceCount(int *count)
 
 extern "C" cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : (last_error = cudaErrorInvalidValue); }
 
-extern "C" cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device)
-{
-    (void)attr, (void)device;
-    *value = 132;
-    return cudaSuccess;
-}
-
 extern "C" const char *cudaGetErrorString(cudaError_t err)
 {
     switch (err) {

@@ -43,7 +43,6 @@ struct cudaPointerAttributes {
     void *devicePointer;
     void *hostPointer;
 };
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 
 #define cudaStreamNonBlocking 0x01
@@ -56,7 +55,6 @@ extern "C" {
 #endif
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaSetDevice(int device);
-cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device);
 const char *cudaGetErrorString(cudaError_t err);
 cudaError_t cudaGetLastError(void);
 cudaError_t cudaMalloc(void **p, size_t n);
