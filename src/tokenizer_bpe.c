@@ -387,7 +387,11 @@ static void merge_all(const bpe_model *m, bpe_scratch *s, size_t n_sym)
     }
 }
 
-static void encode_chunk(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out)
+/* One chunk of a word: its ids, and with lens the bytes of the word each
+ * token covers (for offsets, tokenizer_offsets.c).  Without lens the cache
+ * of merged words serves repeated words; it keeps ids only, so with lens
+ * every chunk is merged: the same merges, so the same ids. */
+static void encode_chunk(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
 {
     if (n == 0)
         return;
@@ -395,32 +399,34 @@ static void encode_chunk(const bpe_model *m, bpe_scratch *s, const char *w, size
         int32_t id = strmap_get(m->byte_level ? &m->raw_vocab : &m->vocab, w, n);
         if (id >= 0) {
             idvec_push(out, id);
+            if (lens)
+                idvec_push(lens, (int32_t)n);
             return;
         }
     }
     bpe_model *mm = (bpe_model *)m; /* the cache is the only mutable part */
-    if (n < CACHE_MAX_WORD && cache_get(mm, w, n, out))
+    const int cached = !lens && n < CACHE_MAX_WORD;
+    if (cached && cache_get(mm, w, n, out))
         return;
     size_t n_sym = word_symbols(m, s, w, n);
     if (n_sym > 1)
         merge_all(m, s, n_sym);
     size_t first = out->n;
     for (size_t i = 0; i < n_sym; i++)
-        if (s->sym[i].len)
+        if (s->sym[i].len) {
             idvec_push(out, s->sym[i].id);
-    if (n < CACHE_MAX_WORD)
+            if (lens)
+                idvec_push(lens, (int32_t)s->sym[i].len);
+        }
+    if (cached)
         cache_put(mm, w, n, out->v + first, out->n - first);
 }
 
-/* Encodes a word chunk by chunk (one chunk unless cut_at_meta), with
- * either of the chunk encoders below. */
-typedef void (*chunk_encoder)(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens);
-
-static void encode_by_chunks(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens,
-                             chunk_encoder fn)
+/* Encodes a word chunk by chunk (one chunk unless cut_at_meta). */
+static void encode_by_chunks(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
 {
     if (!m->cut_at_meta) {
-        fn(m, s, w, n, out, lens);
+        encode_chunk(m, s, w, n, out, lens);
         return;
     }
     /* cut before each U+2581 that follows another character */
@@ -436,55 +442,24 @@ static void encode_by_chunks(const bpe_model *m, bpe_scratch *s, const char *w, 
         }
         if (i > start && !(i >= META_SPACE_LEN &&
                            memcmp(w + i - META_SPACE_LEN, META_SPACE, META_SPACE_LEN) == 0)) {
-            fn(m, s, w + start, i - start, out, lens);
+            encode_chunk(m, s, w + start, i - start, out, lens);
             start = i;
         }
         i += META_SPACE_LEN;
     }
-    fn(m, s, w + start, n - start, out, lens);
-}
-
-static void encode_chunk_ids(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
-{
-    (void)lens;
-    encode_chunk(m, s, w, n, out);
+    encode_chunk(m, s, w + start, n - start, out, lens);
 }
 
 void bpe_encode_word(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out)
 {
-    encode_by_chunks(m, s, w, n, out, NULL, encode_chunk_ids);
+    encode_by_chunks(m, s, w, n, out, NULL);
 }
 
 /* ------------------------------------------------------------------------- */
 /* Encoding with each token's length, for offsets (tokenizer_offsets.c). */
 
-/* encode_chunk without the cache (it keeps ids only): the same merges, so the
- * same ids, plus how many bytes of the word each token covers. */
-static void encode_chunk_lens(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out,
-                              idvec *lens)
-{
-    if (n == 0)
-        return;
-    if (m->ignore_merges) {
-        int32_t id = strmap_get(m->byte_level ? &m->raw_vocab : &m->vocab, w, n);
-        if (id >= 0) {
-            idvec_push(out, id);
-            idvec_push(lens, (int32_t)n);
-            return;
-        }
-    }
-    size_t n_sym = word_symbols(m, s, w, n);
-    if (n_sym > 1)
-        merge_all(m, s, n_sym);
-    for (size_t i = 0; i < n_sym; i++)
-        if (s->sym[i].len) {
-            idvec_push(out, s->sym[i].id);
-            idvec_push(lens, (int32_t)s->sym[i].len);
-        }
-}
-
 void bpe_encode_word_lens(const bpe_model *m, bpe_scratch *s, const char *w, size_t n, idvec *out, idvec *lens)
 {
     /* the same cuts as bpe_encode_word: they change nothing in the result */
-    encode_by_chunks(m, s, w, n, out, lens, encode_chunk_lens);
+    encode_by_chunks(m, s, w, n, out, lens);
 }
