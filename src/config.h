@@ -71,6 +71,7 @@ typedef struct run_config {
     char *max_shard_size;       /* "5GB", "200MB", or bytes */
     /* model_dump (tests) */
     int rows;
+    int dump_dropout; /* model_dump: training mode, LoRA dropout on */
     char *out;
 } run_config;
 

@@ -652,6 +652,12 @@ void model_unit_backward(model *m, int ui, const model_batch *b)
     layer_bwd(m, l, a, b, x_in, s->d_resid);
 }
 
+void model_input_grad(const model *m, size_t n_positions, float *host)
+{
+    const backward_scratch *s = m->scratch;
+    m->be->copy_to_host(m->be, host, s->d_resid, n_positions * m->cfg.hidden_size * sizeof(float));
+}
+
 /* ------------------------------------------------------------------ */
 /* generation                                                          */
 

@@ -137,6 +137,10 @@ void model_prepare(model *m, int batch, int seq, int checkpointing);
 void model_unit_forward(model *m, int ui, const model_batch *b);
 double model_head_forward(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits);
 void model_unit_backward(model *m, int ui, const model_batch *b);
+/* After a micro-batch's backward: d(loss)/d(embedding output), the gradient
+ * that reached the bottom of the first layer (host [n_positions, hidden]).
+ * For the reference tests: it carries every layer's dx, the adapters' too. */
+void model_input_grad(const model *m, size_t n_positions, float *host);
 
 /* Generation with a KV cache, unit by unit like training (FSDP binds each
  * unit first): begin sizes the cache for max_len positions; a step feeds

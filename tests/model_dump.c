@@ -1,8 +1,13 @@
 /* model_dump: one forward + backward of the first --rows rows of a dataset
  * (loaded with train's data flags: chat template, packing, ...), written as
- * safetensors (logits, loss, and every LoRA gradient under its PEFT key;
- * loss_sum and n_targets in the metadata) for comparison with the Python
- * reference.  Runs under mpirun
+ * safetensors (logits, loss, every LoRA gradient under its PEFT key, and dx,
+ * the gradient of the loss by the embedding output; loss_sum and n_targets in
+ * the metadata) for comparison with the Python reference.  In eval mode (as
+ * PEFT's model.eval()) unless --dropout True: then the adapter's LoRA dropout
+ * is on, with the masks of the first micro-batch of `shardtune train --seed
+ * S` (key rng_hash(S, 0)), which tests/ref/reference_common.py reproduces.
+ * --gradient_checkpointing
+ * recomputes each layer as train does.  Runs under mpirun
  * with any number of ranks and any accelerate config (--config_file): rank
  * 0 writes.  A test tool, not part of the installed program. */
 #include <mpi.h>
@@ -11,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "session.h"
 
@@ -53,13 +59,20 @@ int main(int argc, char **argv)
         rows[i] = (size_t)i;
     host_batch hb;
     dataset_batch(&d, rows, n, session_pad_id(&s), &hb);
-    model_prepare(m, hb.batch, hb.seq, 0);
+    model_prepare(m, hb.batch, hb.seq, c.gradient_checkpointing);
+    m->training = c.dump_dropout;
+    m->dropout_key = rng_hash((uint64_t)c.seed, 0); /* train's step 0, micro-batch 0 */
     size_t n_logits = (size_t)hb.batch * hb.seq * m->cfg.vocab_size;
     float *logits = xmalloc(n_logits * sizeof(float));
     fsdp_zero_grads(&s.f);
     /* every rank runs the same batch: the gradients are then N x one rank's */
     float scale = hb.n_targets ? 1.0f / ((float)hb.n_targets * (float)size) : 0.0f;
     double loss_sum = session_run_batch(&s, &hb, scale, 1, logits);
+    size_t n_dx = (size_t)hb.batch * hb.seq * m->cfg.hidden_size;
+    float *dx = xmalloc(n_dx * sizeof(float));
+    model_input_grad(m, (size_t)hb.batch * hb.seq, dx);
+    for (size_t i = 0; i < n_dx; i++) /* this rank's share of the mean: the whole of it */
+        dx[i] *= (float)size;
     fsdp_finish_grads(&s.f);
     float loss = hb.n_targets ? (float)(loss_sum / (double)hb.n_targets) : 0.0f;
 
@@ -67,6 +80,8 @@ int main(int argc, char **argv)
     int64_t lshape[3] = {hb.batch, hb.seq, m->cfg.vocab_size}, one = 1;
     st_writer_add(w, "logits", ST_F32, 3, lshape, logits);
     st_writer_add(w, "loss", ST_F32, 1, &one, &loss);
+    int64_t dxshape[3] = {hb.batch, hb.seq, m->cfg.hidden_size};
+    st_writer_add(w, "dx", ST_F32, 3, dxshape, dx);
     /* the unnormalised sum and its count, for packed vs unpacked runs; as
      * metadata, so that the tensors stay those the Python reference writes */
     char num[64];
@@ -92,6 +107,7 @@ int main(int argc, char **argv)
         free(grads[ui]);
     free(grads);
     free(logits);
+    free(dx);
     free(rows);
     host_batch_free(&hb);
     dataset_free(&d);

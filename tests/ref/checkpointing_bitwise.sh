@@ -1,13 +1,18 @@
 #!/bin/sh
 # Proves: gradient checkpointing changes memory, not numbers.  The same short
-# LoRA run (4 steps, B=2 x G=2, clipping, weight decay) with
+# LoRA run (4 steps, B=2 x G=2, clipping, weight decay, LoRA dropout 0.1 so
+# that recomputation must regenerate the masks) with
 # --gradient_checkpointing True and False logs the same loss and grad_norm
 # strings at every step and writes byte-identical adapter_model.safetensors.
+# (tests/ref/lora_dropout_matches_peft.sh checks the same against PEFT.)
 # The tiny model is written by tests/ref/tiny_model.sh (sh + awk): no Python.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/ref/tiny_model.sh"
 
 write_tiny_model "$SCRATCH/tiny"
+# the adapter's own lora_dropout wins over the flag: make it 0.1
+sed -i 's/"lora_dropout": 0\.0/"lora_dropout": 0.1/' "$SCRATCH/tiny/adapter/adapter_config.json"
+grep -q '"lora_dropout": 0.1' "$SCRATCH/tiny/adapter/adapter_config.json" || fail "lora_dropout not set"
 for gc in True False; do
     "$SHARDTUNE" train --model_name_or_path "$SCRATCH/tiny/model" \
         --adapter "$SCRATCH/tiny/adapter" --use_peft_lora True \

@@ -17,3 +17,5 @@ TESTS += tests/ref/merge_matches_peft.sh
 EXTRA_DIST += tests/ref/merge_matches_peft.sh
 TESTS += tests/ref/export_loads_in_peft.sh
 EXTRA_DIST += tests/ref/export_loads_in_peft.sh
+TESTS += tests/ref/lora_dropout_matches_peft.sh
+EXTRA_DIST += tests/ref/lora_dropout_matches_peft.sh

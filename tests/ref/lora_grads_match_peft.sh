@@ -1,6 +1,7 @@
 #!/bin/sh
-# Proves: one forward + backward of tests/model_dump (logits, loss, and the
-# gradient of every LoRA A and B) equals transformers + peft in fp32 to
+# Proves: one forward + backward of tests/model_dump (logits, loss, the
+# gradient of every LoRA A and B, and dx, the gradient by the embedding
+# output) equals transformers + peft in fp32 to
 # rel 1e-5, for plain LoRA on all seven projections and for rsLoRA on a subset,
 # on an untied model with default RoPE (config as transformers 5 writes it), a
 # model with Llama 3 RoPE scaling (config as the Hub's Llama 3.x spell it),

@@ -17,6 +17,9 @@ training spec of shardtune:
   clipping     torch.nn.utils.clip_grad_norm_ (grad_norm is the norm before)
   lr           transformers.get_scheduler; the lr logged is the one used
   optimizer    torch.optim.AdamW on every LoRA tensor (weight decay on all)
+  dropout      the adapter's lora_dropout, with shardtune's masks: micro-batch
+               k of the epoch in step g (from 0) draws under the key of
+               reference_common.micro_batch_key(seed, g, k)
 
 Writes OUT/metrics.jsonl (step, epoch, loss, learning_rate, grad_norm, plus
 clip_coef and num_targets) and the final adapter in OUT (PEFT save_pretrained).
@@ -35,7 +38,8 @@ import sys
 import torch
 from transformers import get_scheduler
 
-from reference_common import load_peft_model, load_rows, make_batch, n_targets, pad_id_of, lora_params
+from reference_common import (adapter_dropout, install_shardtune_dropout, load_peft_model, load_rows,
+                              lora_params, make_batch, micro_batch_key, n_targets, pad_id_of)
 
 M64 = (1 << 64) - 1
 EPOCH_MIX = 0xD6E8FEB86659FD93
@@ -115,6 +119,8 @@ def main(argv):
 
     model = load_peft_model(a.model_name_or_path, a.adapter,
                             dtype=torch.float64 if a.float64 else torch.float32)
+    p_drop = adapter_dropout(a.adapter)
+    dropout = install_shardtune_dropout(model, p_drop) if p_drop > 0 else None
     pad_id = pad_id_of(model.config)
     named = lora_params(model)
     params = [p for _, p in named]
@@ -132,16 +138,18 @@ def main(argv):
             if epoch != perm_epoch:
                 perm, perm_epoch = epoch_permutation(n, a.seed, epoch), epoch
             mbs = range(n_batches) if n_batches < G else range(s * G, (s + 1) * G)
-            batches = [make_batch([rows[i] for i in perm[k * B:(k + 1) * B]], a.max_seq_len, pad_id)
+            batches = [(k, *make_batch([rows[i] for i in perm[k * B:(k + 1) * B]], a.max_seq_len, pad_id))
                        for k in mbs]
-            num_items = sum(n_targets(lab) for _, lab in batches)
+            num_items = sum(n_targets(lab) for _, _, lab in batches)
             if num_items == 0:
                 sys.exit(f"reference_train: step {g + 1} has no target tokens")
 
             lr = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
             step_loss = 0.0
-            for inp, lab in batches:
+            for k, inp, lab in batches:
+                if dropout:
+                    dropout["key"] = micro_batch_key(a.seed, g, k)
                 # transformers' ForCausalLMLoss: sum-reduced NLL / num_items_in_batch
                 out = model(input_ids=inp, labels=lab, use_cache=False,
                             num_items_in_batch=torch.tensor(num_items))
