@@ -4,10 +4,24 @@
  * The numbers are therefore what this program's allocations and
  * collectives add up to, not a separate formula that could drift from
  * them: the CPU backend's layout (fp32 compute buffers).  Nothing but
- * config.json is read. */
+ * config.json is read.
+ *
+ * Rank 0's numbers are every rank's: fsdp_init pads each unit so that all
+ * shards have one size, every rank runs the same schedule on full
+ * micro-batches (--max_seq_len tokens, as the plan assumes), and the only
+ * rank-dependent count (a broadcast's root) occurs in loading, which the
+ * plan does not run.
+ *
+ * The peaks are those of a whole training run: after the step, the plan
+ * also gathers the adapter as train.c's save_adapter does at the end of
+ * every run (one unit's full trainable buffer in comm_buffers, larger than
+ * the step's reduce-scatter shard), so that every category equals a real
+ * run's to the byte.  That gather is a one-off and is not counted in the
+ * traffic per step. */
 #include "plan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -84,6 +98,19 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     cm->all_reduce(cm, COMM_WORLD, counts + 2, 1, COMM_F64, 0);
     fsdp_finish_grads(&f);
     optim_step(&opt, be, f.param_shards, f.grad_shards, 1e-4f);
+    size_t sent_per_step[COMM_N_OPS];
+    for (int k = 0; k < COMM_N_OPS; k++)
+        sent_per_step[k] = cm->bytes_sent[k] - sent_before[k];
+
+    /* the end of the run: the adapter gathered whole, unit by unit, to be
+     * saved (a host buffer of the real size, though the counting backend
+     * copies nothing into it) */
+    for (int ui = 0; ui < m.n_units; ui++)
+        if (m.units[ui].n_train_elems) {
+            float *host = xmalloc(m.units[ui].n_train_elems * sizeof(float));
+            fsdp_gather_trainable(&f, ui, 0, host);
+            free(host);
+        }
 
     size_t frozen_total = 0, n_frozen = 0;
     for (int ui = 0; ui < m.n_units; ui++) {
@@ -104,7 +131,7 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
         printf("}, \"peak_total_bytes\": %zu, \"host_offload_bytes\": %zu, \"bytes_sent_per_step\": {",
                be->peak_total_bytes, host);
         for (int k = 0; k < COMM_N_OPS; k++)
-            printf("%s\"%s\": %zu", k ? ", " : "", comm_op_name((comm_op_kind)k), cm->bytes_sent[k] - sent_before[k]);
+            printf("%s\"%s\": %zu", k ? ", " : "", comm_op_name((comm_op_kind)k), sent_per_step[k]);
         printf("}}\n");
     } else {
         printf("plan: %s, %d layers, hidden %d, %zu frozen parameters (%.2f GiB as %s%s), %zu trainable (LoRA r=%d)\n",
@@ -126,7 +153,7 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
         printf("bytes each rank sends per optimizer step (GiB):\n");
         size_t all = 0;
         for (int k = 0; k < COMM_N_OPS; k++) {
-            size_t n = cm->bytes_sent[k] - sent_before[k];
+            size_t n = sent_per_step[k];
             all += n;
             printf("  %-17s %10.3f\n", comm_op_name((comm_op_kind)k), gib(n));
         }

@@ -17,17 +17,31 @@ for l in open(sys.argv[2] + "/metrics.jsonl"):
         print(r["step"], repr(r["loss"]))' "$1" "$2"
 }
 
-# same_losses FROM REF DIR RTOL: the curves agree from step FROM on
-same_losses() {
+# same_curves FROM REF DIR RTOL: the loss and grad_norm curves of
+# metrics.jsonl agree from step FROM on, |a - b| / |a| <= RTOL at every step
+same_curves() {
     python3 - "$@" <<'PY'
 import json, sys
 frm, ref, d, rtol = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
-def curve(p):
-    return {r["step"]: r["loss"] for r in map(json.loads, open(p + "/metrics.jsonl")) if "loss" in r and r["step"] >= frm}
-a, b = curve(ref), curve(d)
-assert sorted(a) == sorted(b) and a, (sorted(a), sorted(b))
-worst = max(abs(a[s] - b[s]) / abs(a[s]) for s in a)
-print(f"{d}: steps {min(a)}..{max(a)} worst relative difference {worst:.2e} (allowed {rtol})")
-assert worst <= rtol
+def curve(p, key):
+    return {r["step"]: r[key] for r in map(json.loads, open(p + "/metrics.jsonl")) if key in r and r["step"] >= frm}
+ok = True
+for key in ("loss", "grad_norm"):
+    a, b = curve(ref, key), curve(d, key)
+    assert sorted(a) == sorted(b) and a, (key, sorted(a), sorted(b))
+    worst = max(abs(a[s] - b[s]) / abs(a[s]) for s in a)
+    print(f"{d}: {key} steps {min(a)}..{max(a)} worst relative difference {worst:.2e} (allowed {rtol})")
+    ok = ok and worst <= rtol
+sys.exit(0 if ok else 1)
 PY
+}
+
+# same_adapter REF DIR RTOL: every tensor of DIR's adapter_model.safetensors
+# has ||a - b|| / ||b|| <= RTOL against REF's (tests/ref/compare_tensors.py,
+# float64 norms over each whole tensor; $PY from need_reference_python reads
+# safetensors).  Prints the summary line, or every tensor's line on failure.
+same_adapter() {
+    "$PY" "$top_srcdir/tests/ref/compare_tensors.py" "$2/adapter_model.safetensors" \
+        "$1/adapter_model.safetensors" --rtol "$3" > "$2.adapter_diff" || { cat "$2.adapter_diff"; return 1; }
+    echo "$2: $(tail -n 1 "$2.adapter_diff")"
 }
