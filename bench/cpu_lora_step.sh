@@ -4,6 +4,12 @@
 # both in this one invocation, on the same random ~20M-parameter Llama
 # (bench/make_bench_model.py): seq 256, micro-batch 4, LoRA r=8 alpha=16 on all
 # seven linear layers, dropout 0, fp32, the same number of threads for both.
+# Both take the same rows in the same order (shardtune's seeded sampler, which
+# hf_lora_train.py follows) and start from the same adapter (make_bench_model.py's
+# $BENCH_DIR/adapter, B not zero), so they compute the same first step: their
+# first-step losses must agree to 1e-5 relative (hf_lora_train.py
+# FIRST_LOSS_RTOL) before any speed is printed; otherwise the script prints
+# both losses and exits 1 without a ratio.
 #
 #   bench/cpu_lora_step.sh            # one round, no gradient checkpointing
 #   ROUNDS=3 CKPT=1 bench/cpu_lora_step.sh
@@ -38,6 +44,7 @@ CKPT=${CKPT:-0}
 WARMUP=2
 BATCH=4
 SEQ=256
+SEED=1 # both tools' data order
 
 die() { echo "cpu_lora_step.sh: $*" >&2; exit 1; }
 [ -x "$ST" ] || die "$ST: not built (make -C _build shardtune)"
@@ -45,7 +52,8 @@ die() { echo "cpu_lora_step.sh: $*" >&2; exit 1; }
     die "$PY: no torch/transformers/peft (set SHARDTUNE_PYTHON)"
 
 mkdir -p "$dir"
-if [ ! -f "$dir/bench_model.json" ] || [ ! -f "$dir/model/model.safetensors" ] || [ ! -f "$dir/data.jsonl" ]; then
+if [ ! -f "$dir/bench_model.json" ] || [ ! -f "$dir/model/model.safetensors" ] || [ ! -f "$dir/data.jsonl" ] ||
+    [ ! -f "$dir/adapter/adapter_model.safetensors" ]; then
     "$PY" "$top/bench/make_bench_model.py" "$dir" --rows 256 --seq "$SEQ" --seed 0 >&2
 fi
 
@@ -83,8 +91,8 @@ run_shardtune() { # ROUND CKPT
     measured "$dir/rss-shardtune" "$ST" train --model_name_or_path "$dir/model" --dataset_name "$dir/data.jsonl" \
         --max_seq_len "$SEQ" --output_dir "$o" --per_device_train_batch_size "$BATCH" \
         --gradient_accumulation_steps 1 --learning_rate 1e-4 --max_steps $((WARMUP + STEPS)) --logging_steps 1 \
-        --use_peft_lora True --lora_r 8 --lora_alpha 16 --lora_dropout 0 --lora_target_modules all-linear \
-        --lr_scheduler_type constant --seed 1 --gradient_checkpointing "$gc" >"$o.log" 2>&1 ||
+        --use_peft_lora True --adapter "$dir/adapter" \
+        --lr_scheduler_type constant --seed "$SEED" --gradient_checkpointing "$gc" >"$o.log" 2>&1 ||
         { tail -5 "$o.log" >&2; die "shardtune failed (log: $o.log)"; }
     "$PY" - "$o/metrics.jsonl" "$WARMUP" "$(cat "$dir/rss-shardtune")" "$1" "$2" >>"$res" <<'EOF'
 import json, statistics, sys
@@ -104,8 +112,8 @@ run_hf() { # ROUND CKPT
     [ "$2" = 1 ] && gcflag=--gradient_checkpointing gc=True
     echo "[round $1, checkpointing $gc] transformers+peft: $((WARMUP + STEPS)) steps ..." >&2
     measured "$dir/rss-hf" "$PY" "$top/bench/hf_lora_train.py" --model "$dir/model" --data "$dir/data.jsonl" \
-        --steps "$STEPS" --warmup "$WARMUP" --batch "$BATCH" --seq "$SEQ" --lora_r 8 --lora_alpha 16 \
-        --threads "$THREADS" --seed 1 $gcflag --json >"$dir/hf.json" 2>"$dir/hf.log" ||
+        --steps "$STEPS" --warmup "$WARMUP" --batch "$BATCH" --seq "$SEQ" --adapter "$dir/adapter" \
+        --threads "$THREADS" --seed "$SEED" $gcflag --json >"$dir/hf.json" 2>"$dir/hf.log" ||
         { tail -5 "$dir/hf.log" >&2; die "hf_lora_train.py failed (log: $dir/hf.log)"; }
     "$PY" - "$dir/hf.json" "$(cat "$dir/rss-hf")" "$1" "$2" >>"$res" <<'EOF'
 import json, sys
@@ -125,11 +133,23 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
-"$PY" - "$res" "$dir/bench_model.json" "$THREADS" "$STEPS" "$WARMUP" <<'EOF'
+"$PY" - "$res" "$dir/bench_model.json" "$THREADS" "$STEPS" "$WARMUP" "$top/bench" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 m = json.load(open(sys.argv[2]))
 threads, steps, warmup = sys.argv[3], sys.argv[4], sys.argv[5]
+sys.path.insert(0, sys.argv[6])
+from hf_lora_train import check_first_loss
+
+# The same step first: a speed ratio of two tools that compute different steps means nothing.
+agree = True
+for r in sorted({(r["ckpt"], r["round"]) for r in rows}):
+    st, hf = (next(x for x in rows if (x["ckpt"], x["round"]) == r and x["tool"] == t) for t in ("shardtune", "hf"))
+    ok, line = check_first_loss(st, hf)
+    print(f"ckpt {'on' if r[0] else 'off'}, round {r[1]}: {line}")
+    agree = agree and ok
+if not agree:
+    sys.exit("cpu_lora_step.sh: the tools' first-step losses disagree: no speed ratio")
 print(f"model: hidden {m['hidden_size']}, {m['num_hidden_layers']} layers, heads {m['num_attention_heads']}/"
       f"{m['num_key_value_heads']} kv, mlp {m['intermediate_size']}, vocab {m['vocab_size']}: "
       f"{m['n_parameters']:,} params; seq {m['seq']} x batch 4, LoRA r=8 alpha=16 all-linear, fp32, "

@@ -5,6 +5,14 @@
 # (bench/make_bench_model.py --preset 1b: TinyLlama-1.1B's shapes, bf16 weights) and
 # the same token rows: seq 2048, micro-batch 4, LoRA r=8 alpha=16 dropout 0 on all
 # seven linear layers, gradient checkpointing, AdamW lr 1e-4 constant, clip 1.0.
+# Both take the same rows in the same order (shardtune's seeded sampler, which
+# hf_lora_train.py follows) and start from the same adapter (make_bench_model.py's
+# $BENCH_DIR/adapter, B not zero), so they compute the same first step: their
+# first-step losses must agree (hf_lora_train.py FIRST_LOSS_RTOL: 1e-5 relative in
+# float32; 1e-4 in bfloat16, where the peer rounds every activation to bf16: that
+# catches a different initialisation, and DTYPE=float32 checks the data order)
+# before the table is printed; otherwise the script prints both losses and exits 1
+# without a table or a ratio.
 #
 #   bench/gpu_lora_step.sh                           # the H200 run: 1b, cuda, bf16
 #   DEVICE=cpu PRESET=tiny bench/gpu_lora_step.sh    # the same script on a CPU, in ~1 minute
@@ -96,7 +104,8 @@ CKPT=${CKPT:-1}
 THREADS=${THREADS:-$(nproc)}
 TOOL_TIMEOUT=${TOOL_TIMEOUT:-300}
 MPIRUN=${MPIRUN:-}
-LORA_R=8
+LORA_R=8 # make_bench_model.py's adapter (LORA), for the FLOP count
+SEED=1   # both tools' data order
 default_flags="--device $DEVICE"
 [ "$DTYPE" = bfloat16 ] && default_flags="$default_flags --bf16 True"
 ST_DEVICE_FLAGS=${ST_DEVICE_FLAGS-$default_flags}
@@ -112,7 +121,8 @@ d = sys.argv[1]
 m = json.load(open(f"{d}/bench_model.json"))
 want = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), 0)
 ok = (m.get("preset", "default"), m["rows"], m["seq"], m["seed"]) == want
-sys.exit(0 if ok and os.path.isfile(f"{d}/model/model.safetensors") and os.path.isfile(f"{d}/data.jsonl") else 1)
+files = ("model/model.safetensors", "data.jsonl", "adapter/adapter_model.safetensors")
+sys.exit(0 if ok and all(os.path.isfile(f"{d}/{f}") for f in files) else 1)
 EOF
 then
     echo "making the $PRESET model and $ROWS rows x $SEQ tokens in $dir ..." >&2
@@ -164,8 +174,8 @@ run_shardtune() {
         --model_name_or_path "$dir/model" --dataset_name "$dir/data.jsonl" \
         --max_seq_len "$SEQ" --output_dir "$st_out" --per_device_train_batch_size "$BATCH" \
         --gradient_accumulation_steps 1 --learning_rate 1e-4 --max_steps $((WARMUP + STEPS)) --logging_steps 1 \
-        --use_peft_lora True --lora_r "$LORA_R" --lora_alpha 16 --lora_dropout 0 --lora_target_modules all-linear \
-        --lr_scheduler_type constant --seed 1 --gradient_checkpointing "$gc" >"$st_log" 2>&1 || return 1
+        --use_peft_lora True --adapter "$dir/adapter" \
+        --lr_scheduler_type constant --seed "$SEED" --gradient_checkpointing "$gc" >"$st_log" 2>&1 || return 1
     "$PY" - "$st_out" "$WARMUP" "$(cat "$dir/rss-shardtune")" "$DEVICE" "$DTYPE" >"$dir/shardtune.json" \
         2>>"$st_log" <<'EOF'
 import json, os, statistics, sys
@@ -183,13 +193,13 @@ print(json.dumps({"tool": "shardtune", "device": sys.argv[4], "dtype": sys.argv[
 EOF
 }
 
-# (b) the HF peer: the same model, rows, batch, seq, r
+# (b) the HF peer: the same model, rows in the same order, batch, seq, initial adapter
 hf_log="$dir/hf.log"
 run_hf() {
     # shellcheck disable=SC2086 # gcflag is empty or one word
     measured "$dir/rss-hf" "$PY" "$top/bench/hf_lora_train.py" --model "$dir/model" --data "$dir/data.jsonl" \
         --device "$DEVICE" --dtype "$DTYPE" --steps "$STEPS" --warmup "$WARMUP" --batch "$BATCH" --seq "$SEQ" \
-        --lora_r "$LORA_R" --lora_alpha 16 --threads "$THREADS" --seed 1 $gcflag --json \
+        --adapter "$dir/adapter" --threads "$THREADS" --seed "$SEED" $gcflag --json \
         >"$dir/hf.out" 2>"$hf_log" || return 1
     "$PY" - "$dir/hf.out" "$(cat "$dir/rss-hf")" >"$dir/hf.json" 2>>"$hf_log" <<'EOF'
 import json, sys
@@ -208,12 +218,21 @@ run_shardtune || { st_ok=0; rm -f "$dir/shardtune.json"; tail -5 "$st_log" >&2; 
 echo "transformers+peft on $DEVICE ($DTYPE): $((WARMUP + STEPS)) steps ..." >&2
 run_hf || { hf_ok=0; rm -f "$dir/hf.json"; tail -5 "$hf_log" >&2; echo "hf_lora_train.py failed (log: $hf_log)" >&2; }
 
-"$PY" - "$dir" "$DEVICE" "$DTYPE" "$BATCH" "$SEQ" "$STEPS" "$WARMUP" "$gc" "$st_log" "$hf_log" <<'EOF'
+"$PY" - "$dir" "$DEVICE" "$DTYPE" "$BATCH" "$SEQ" "$STEPS" "$WARMUP" "$gc" "$st_log" "$hf_log" "$top/bench" <<'EOF'
 import json, os, sys
-d, device, dtype, batch, seq, steps, warmup, gc, st_log, hf_log = sys.argv[1:]
+d, device, dtype, batch, seq, steps, warmup, gc, st_log, hf_log, bench = sys.argv[1:]
 load = lambda name: json.load(open(f"{d}/{name}")) if os.path.isfile(f"{d}/{name}") else None
 m, fl, pk = load("bench_model.json"), load("flops.json"), load("peak.json")
 st, hf = load("shardtune.json"), load("hf.json")
+sys.path.insert(0, bench)
+from hf_lora_train import check_first_loss
+
+# The same step first: a speed ratio of two tools that compute different steps means nothing.
+if st and hf:
+    ok, line = check_first_loss(st, hf)
+    print(line)
+    if not ok:
+        sys.exit("gpu_lora_step.sh: the tools' first-step losses disagree: no table, no ratio")
 F = fl["model_flops_per_token"]
 peak = pk["tflops"] * 1e12 if pk.get("tflops") else None
 print(f"model: {m.get('preset', 'default')} preset, hidden {m['hidden_size']}, {m['num_hidden_layers']} layers, "
@@ -263,5 +282,6 @@ if st and hf:
 else:
     print("| ratio shardtune/HF | n/a | | n/a |")
 EOF
+summary_ok=$?
 
-[ "$st_ok" = 1 ] && [ "$hf_ok" = 1 ] || exit 1
+[ "$st_ok" = 1 ] && [ "$hf_ok" = 1 ] && [ "$summary_ok" = 0 ] || exit 1

@@ -7,14 +7,25 @@ on the CPU in float32 (the default) or on a CUDA device in bfloat16.
     python bench/hf_lora_train.py --model M --data D.jsonl --steps N [--warmup 2]
         [--batch 4] [--seq 256] [--lora_r 8] [--lora_alpha 16] [--threads T]
         [--device cpu|cuda] [--dtype float32|bfloat16] [--autocast]
-        [--gradient_checkpointing] [--json]
+        [--gradient_checkpointing] [--adapter DIR] [--seed 1] [--json]
 
-A plain loop (forward, backward, clip to 1.0, AdamW step, zero_grad) over
-micro-batches taken in order from the dataset, with the same settings as the
-shardtune command in cpu_lora_step.sh (lr 1e-4 constant, weight decay 0,
-betas 0.9/0.999, eps 1e-8, max_grad_norm 1.0).  It is deliberately not the
-transformers Trainer: the Trainer adds data-loader, callback and logging
-overhead per step, so a manual loop is the fairer (faster) baseline for HF.
+A plain loop (forward, backward, clip to 1.0, AdamW step, zero_grad) with the
+same settings as the shardtune command in cpu_lora_step.sh (lr 1e-4 constant,
+weight decay 0, betas 0.9/0.999, eps 1e-8, max_grad_norm 1.0).  It is
+deliberately not the transformers Trainer: the Trainer adds data-loader,
+callback and logging overhead per step, so a manual loop is the fairer
+(faster) baseline for HF.
+
+Same batches as `shardtune train --seed S`: step s takes the rows shardtune's
+sampler gives it (one micro-batch per step, one rank): epoch e = s // n_batches
+(n_batches = ceil(rows / batch)), micro-batch k = s % n_batches = rows
+perm_e[k*batch:(k+1)*batch] of the seeded splitmix64 Fisher-Yates permutation,
+taken from tests/ref/reference_train.py (epoch_permutation, the oracle's own
+rewrite of src/data.c's sampler, not shardtune's code).  Same adapter: with
+--adapter DIR, PeftModel.from_pretrained(DIR, is_trainable=True), so its
+r, alpha, dropout and weights are the ones shardtune --adapter DIR starts from
+(--lora_r and --lora_alpha are then unused); without it, get_peft_model with
+PEFT's default init (B = 0) and dropout 0.
 
 Each step is timed on its own (time.perf_counter around the whole step; on
 cuda after torch.cuda.synchronize() at both ends); tokens/s is the median of
@@ -22,10 +33,11 @@ batch*seq/step_time over the steps after --warmup.
 
 --device cuda: the model is loaded in --dtype (frozen weights in bf16 with
 --dtype bfloat16), then moved to the device; the batches live there too.  peft
-keeps the LoRA A/B weights in float32 on a bf16 model (get_peft_model's
-autocast_adapter_dtype=True, the default, upcasts bf16/fp16 adapter weights),
-and its LoRA forward casts the bf16 input to float32 for the adapter matmuls
-and the adapter's output back to bf16; so AdamW and its state are float32.
+keeps the LoRA A/B weights in float32 on a bf16 model (autocast_adapter_dtype=True,
+the default of get_peft_model and PeftModel.from_pretrained, upcasts bf16/fp16
+adapter weights), and its LoRA forward casts the bf16 input to float32 for the
+adapter matmuls and the adapter's output back to bf16; so AdamW and its state
+are float32.
 No torch.autocast unless --autocast (what Trainer(bf16=True) adds: the
 adapter's matmuls then run in bf16 too).  Gradient checkpointing is what
 TrainingArguments(gradient_checkpointing=True) does for a PEFT model on any
@@ -49,6 +61,7 @@ model_flops_per_token (bench/lora_flops.py: the count MFU uses).
 """
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -57,6 +70,39 @@ import time
 import torch
 
 from lora_flops import model_flops  # bench/lora_flops.py, beside this file
+
+# How far apart the two tools' first-step losses may be (same model, rows and
+# adapter; the loss before any update), by the peer's --dtype.  Measured on
+# make_bench_model.py's models (first micro-batch of 4 rows, seed 1): a start
+# from B = 0 instead of the shared adapter moves the first loss by 1.1e-4
+# relative (default preset, 4 x 256 tokens), 5.0e-3 (tiny, 4 x 128) and 2.2e-3
+# (1b, 4 x 256); the next micro-batch's rows instead of the first by 9.0e-4,
+# 5.6e-3 and 2.2e-4.
+#   float32   1e-5: both compute in fp32 (no TF32), differing only in summation
+#             order (the same bound the reference tests hold shardtune to PEFT
+#             with, tests/ref); cpu_lora_step.sh agrees to 6e-8.
+#   bfloat16  1e-4: the peer rounds every activation and matmul output to bf16
+#             (unit roundoff 2^-9), shardtune its GEMM inputs and residual
+#             stream only (on the CPU it computes in fp32).  The peer in bf16
+#             moves the first loss from its fp32 value by 6e-7 (default), 1.0e-5
+#             (tiny) and 2.2e-5 (1b, 4 x 256, on a CPU); two such deviations
+#             stay under 1e-4 with a 2x margin.  It catches a wrong
+#             initialisation (>= 1e-3 above), not always a wrong batch: those
+#             differ by 2.2e-4 at 1b x 256 tokens and less at 2048, so the data
+#             order is what the float32 runs check (cpu_lora_step.sh;
+#             gpu_lora_step.sh DTYPE=float32), on the same code.
+FIRST_LOSS_RTOL = {"float32": 1e-5, "bfloat16": 1e-4}
+
+
+def check_first_loss(st, hf):
+    """st, hf: the two tools' result dicts (loss_first; hf's dtype).
+    Returns (ok, a line that says both losses, their difference and the bound)."""
+    a, b = st["loss_first"], hf["loss_first"]
+    rtol = FIRST_LOSS_RTOL[hf["dtype"]]
+    rel = abs(a - b) / abs(b)
+    ok = rel <= rtol
+    return ok, (f"first-step loss (same rows, same initial adapter): shardtune {a:.7f}, HF {b:.7f}, "
+                f"relative difference {rel:.2e} {'<=' if ok else '>'} {rtol:g} ({hf['dtype']})")
 
 
 def main():
@@ -77,7 +123,8 @@ def main():
     ap.add_argument("--autocast", action="store_true",
                     help="run forward under torch.autocast(--dtype), as Trainer(bf16=True) does")
     ap.add_argument("--gradient_checkpointing", action="store_true")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--adapter", help="PEFT adapter to start from (shardtune --adapter DIR)")
+    ap.add_argument("--seed", type=int, default=1, help="data order, as shardtune --seed (and torch's seed)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -90,8 +137,13 @@ def main():
     dtype = getattr(torch, a.dtype)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import LlamaForCausalLM
+
+    # shardtune's data order, as the oracle writes it (imported here: the benchmark
+    # scripts import this file for check_first_loss alone)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+    from reference_train import epoch_permutation
 
     model = LlamaForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="sdpa")
     n_params = sum(p.numel() for p in model.parameters())
@@ -101,11 +153,15 @@ def main():
         # what TrainingArguments(gradient_checkpointing=True) does for a PEFT model
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    lcfg = LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=0.0, bias="none",
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                      task_type="CAUSAL_LM")
-    model = get_peft_model(model, lcfg)
+    if a.adapter:
+        model = PeftModel.from_pretrained(model, a.adapter, is_trainable=True)
+    else:
+        lcfg = LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=0.0, bias="none",
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                          task_type="CAUSAL_LM")
+        model = get_peft_model(model, lcfg)
     model.train()
+    lora_r = model.peft_config["default"].r  # the adapter's, with --adapter
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     lora_dtypes = sorted({str(p.dtype).replace("torch.", "") for p in params})
@@ -116,10 +172,11 @@ def main():
         for line in f:
             if line.strip():
                 rows.append(json.loads(line)["input_ids"][: a.seq])
+    if not rows:
+        sys.exit(f"hf_lora_train: {a.data}: no rows")
     ids = torch.tensor(rows, dtype=torch.long).to(a.device)
-    n_batches = ids.shape[0] // a.batch
-    if n_batches < 1:
-        sys.exit(f"hf_lora_train: {a.data}: fewer than {a.batch} rows")
+    n_rows = ids.shape[0]
+    n_batches = (n_rows + a.batch - 1) // a.batch  # src/data.c sampler_n_batches
 
     weights_gpu_bytes = load_peak_gpu_bytes = None
     if cuda:
@@ -135,9 +192,12 @@ def main():
         return model(input_ids=x, labels=x)
 
     step_times, losses = [], []
+    perm, perm_epoch = None, None
     for step in range(a.warmup + a.steps):
-        k = step % n_batches
-        x = ids[k * a.batch:(k + 1) * a.batch]
+        epoch, k = divmod(step, n_batches)
+        if epoch != perm_epoch:
+            perm, perm_epoch = torch.tensor(epoch_permutation(n_rows, a.seed, epoch), device=a.device), epoch
+        x = ids[perm[k * a.batch:(k + 1) * a.batch]]
         sync()
         t0 = time.perf_counter()
         out = forward(x)
@@ -155,7 +215,7 @@ def main():
     timed = step_times[a.warmup:]
     tps = [tokens / t for t in timed]
     peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    flops = model_flops(model.config.to_dict(), ids.shape[1], a.lora_r)
+    flops = model_flops(model.config.to_dict(), ids.shape[1], lora_r)
     res = {
         "tool": "hf",
         "device": a.device,

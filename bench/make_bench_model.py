@@ -7,10 +7,21 @@ bench/cpu_lora_step.sh (the ~20M default) and bench/gpu_lora_step.sh (--preset
         [--rows 256] [--seq 256] [--seed 0]
 
 writes OUT_DIR/model/ (config.json + model.safetensors), OUT_DIR/data.jsonl
-(one {"input_ids": [...]} per line, every row exactly --seq tokens) and
-OUT_DIR/bench_model.json (the config, n_parameters, preset, rows, seq, seed).
-All fully determined by --preset and --seed.  No tokenizer: the benchmarks
-feed token ids.
+(one {"input_ids": [...]} per line, every row exactly --seq tokens),
+OUT_DIR/adapter/ (the initial LoRA adapter, below) and OUT_DIR/bench_model.json
+(the config, n_parameters, preset, rows, seq, seed, lora).  All fully
+determined by --preset and --seed.  No tokenizer: the benchmarks feed token ids.
+
+OUT_DIR/adapter/: a PEFT LoRA adapter (r 8, alpha 16, dropout 0, all seven
+linear layers; peft's save_pretrained), the one both tools of a benchmark
+start from (shardtune --adapter, hf_lora_train.py --adapter), so that their
+first-step losses can be compared.  B is not zero (PEFT's default would make
+the first loss blind to A and B alike): A ~ N(0, 1/in_features), B ~
+N(0, 0.02^2), float32, from one generator seeded with --seed + 2, in module
+order.  The adapter then moves each projection's output by roughly 0.1 per
+unit-RMS input (base: 0.02 * sqrt(in_features)), enough that a different
+initialisation shows in the first loss.  Built on a meta-device model, so even
+the 1b preset costs only the adapter's memory.
 
 --preset default: hidden 384, 8 layers, 6 query heads / 2 KV heads (head_dim
 64, GQA 3:1), MLP 1024, vocab 10000, untied lm_head: 20,269,440 parameters
@@ -88,6 +99,10 @@ CONFIG_TINY = dict(
 
 PRESETS = {"default": (CONFIG, "float32"), "tiny": (CONFIG_TINY, "bfloat16"), "1b": (CONFIG_1B, "bfloat16")}
 
+# the benchmarks' LoRA (cpu_lora_step.sh, gpu_lora_step.sh: r=8 alpha=16 all-linear, dropout 0)
+LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
 
 def write_random_bf16(cfg, model_dir, seed):
     """Random weights straight into model.safetensors (see the docstring):
@@ -107,6 +122,27 @@ def write_random_bf16(cfg, model_dir, seed):
     save_file(tensors, os.path.join(model_dir, "model.safetensors"), metadata={"format": "pt"})
     cfg.save_pretrained(model_dir)
     return sum(t.numel() for t in tensors.values())
+
+
+def write_init_adapter(cfg, adapter_dir, seed):
+    """The initial adapter (see the docstring) with peft's own save_pretrained."""
+    from peft import LoraConfig, get_peft_model
+
+    with torch.device("meta"):
+        meta = LlamaForCausalLM(cfg)
+    pm = get_peft_model(meta, LoraConfig(**LORA))
+    g = torch.Generator().manual_seed(seed)
+    n = 0
+    for _, mod in pm.named_modules():
+        if hasattr(mod, "lora_A") and "default" in mod.lora_A:
+            a, b = mod.lora_A["default"], mod.lora_B["default"]
+            r, d_in = a.weight.shape
+            a.weight = torch.nn.Parameter(torch.randn(r, d_in, generator=g) / d_in ** 0.5)
+            b.weight = torch.nn.Parameter(torch.randn(b.weight.shape, generator=g) * 0.02)
+            n += 1
+    if n != cfg.num_hidden_layers * len(LORA["target_modules"]):
+        sys.exit(f"make_bench_model: {n} LoRA layers, not {cfg.num_hidden_layers} x 7")
+    pm.save_pretrained(adapter_dir)
 
 
 def main():
@@ -142,12 +178,15 @@ def main():
         for row in ids.tolist():
             f.write(json.dumps({"input_ids": row}) + "\n")
     os.replace(tmp, os.path.join(a.out_dir, "data.jsonl"))
+    write_init_adapter(cfg, os.path.join(a.out_dir, "adapter"), a.seed + 2)
 
-    info = dict(config, n_parameters=n_params, rows=a.rows, seq=a.seq, seed=a.seed, preset=a.preset, dtype=dtype)
+    info = dict(config, n_parameters=n_params, rows=a.rows, seq=a.seq, seed=a.seed, preset=a.preset, dtype=dtype,
+                lora=LORA)
     with open(os.path.join(a.out_dir, "bench_model.json"), "w") as f:
         json.dump(info, f, indent=1)
     print(f"make_bench_model: {model_dir}: {n_params:,} parameters ({a.preset}, {dtype}); "
-          f"{a.out_dir}/data.jsonl: {a.rows} rows x {a.seq} tokens", file=sys.stderr)
+          f"{a.out_dir}/data.jsonl: {a.rows} rows x {a.seq} tokens; {a.out_dir}/adapter: the initial LoRA",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # tests/lib.sh: sourced by every shell test.  Gives the paths of the
-# program and the tools, a scratch directory removed at exit, and the
-# Python reference interpreter (or a skip, exit 77, when there is none).
+# program and the tools, a scratch directory removed at exit, the Python
+# reference interpreter, and the one rule for a missing prerequisite: skip
+# (exit 77) on a developer's machine, fail under SHARDTUNE_REQUIRE_REFERENCE=1.
 set -eu
 
 : "${top_srcdir:?run through make check}"
@@ -22,9 +23,28 @@ trap 'rm -rf "$SCRATCH"' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# required: true under SHARDTUNE_REQUIRE_REFERENCE=1, which tests/run-all.sh
+# and .ci/run set after jobs/quickstart.sh installed every prerequisite:
+# there a check that cannot run is a failure, never a silent pass or a skip.
+required() { [ "${SHARDTUNE_REQUIRE_REFERENCE:-0}" = 1 ]; }
+
+# skip_unless_required WHY: this test cannot run here (a tool or the oracle is
+# missing).  Skip (77) on a developer's machine; fail where everything is
+# required.  Tests that need a GPU do not call it: no CPU machine has one, so
+# they skip (77) wherever no GPU answers, required or not.
+skip_unless_required() {
+    required && fail "$* (SHARDTUNE_REQUIRE_REFERENCE=1: a missing prerequisite fails)"
+    echo "SKIP: $*"
+    exit 77
+}
+
+# need_tool CMD [WHAT FOR]: CMD on PATH, else skip_unless_required.
+need_tool() {
+    command -v "$1" >/dev/null 2>&1 || skip_unless_required "$1 is not on PATH${2:+ (needed $2)}"
+}
+
 # need_reference_python: sets PY to an interpreter with torch, transformers,
-# peft and safetensors.  Without one the test is skipped, unless
-# SHARDTUNE_REQUIRE_REFERENCE=1 (CI sets it), where a missing oracle fails.
+# peft and safetensors; without one, skip_unless_required.
 need_reference_python() {
     PY="${SHARDTUNE_PYTHON:-}"
     if [ -z "$PY" ]; then
@@ -36,9 +56,5 @@ need_reference_python() {
         export PYTHONPATH="$top_srcdir/tests/ref${PYTHONPATH:+:$PYTHONPATH}"
         return 0
     fi
-    if [ "${SHARDTUNE_REQUIRE_REFERENCE:-0}" = 1 ]; then
-        fail "no Python with torch, transformers, peft and safetensors (set SHARDTUNE_PYTHON)"
-    fi
-    echo "SKIP: no Python with torch, transformers, peft and safetensors (set SHARDTUNE_PYTHON)"
-    exit 77
+    skip_unless_required "no Python with torch, transformers, peft and safetensors (set SHARDTUNE_PYTHON)"
 }

@@ -8,10 +8,8 @@
 . "$top_srcdir/tests/fsdp/fsdp_lib.sh"
 . "$top_srcdir/tests/ckpt/ckpt_lib.sh"
 
-if ! /usr/bin/python3 -c 'import h5py, numpy' 2> /dev/null; then
-    [ "${SHARDTUNE_REQUIRE_REFERENCE:-0}" = 1 ] && fail "no h5py under /usr/bin/python3 (Debian's python3-h5py)"
-    echo "SKIP: no h5py under /usr/bin/python3"; exit 77
-fi
+/usr/bin/python3 -c 'import h5py, numpy' 2> /dev/null ||
+    skip_unless_required "no h5py and numpy under /usr/bin/python3 (Debian's python3-h5py, python3-numpy)"
 "$MAKE_MODEL" --out "$SCRATCH/m" --rows 24 --layers 2
 FSDP_STATE_DICT_TYPE=FULL_STATE_DICT ckpt_train full 3 4
 FSDP_STATE_DICT_TYPE=SHARDED_STATE_DICT ckpt_train sharded 3 4

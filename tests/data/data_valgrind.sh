@@ -1,10 +1,11 @@
 #!/bin/sh
 # data_valgrind.sh: the data unit tests under valgrind (the refusals free
 # half-read datasets; packing indexes many arrays): no leak, no invalid
-# read.  Skipped without valgrind.
+# read.  Skipped without valgrind (a failure under
+# SHARDTUNE_REQUIRE_REFERENCE=1: tests/lib.sh need_tool).
 . "$top_srcdir/tests/lib.sh"
 
-command -v valgrind >/dev/null 2>&1 || { echo "SKIP: valgrind is not on PATH"; exit 77; }
+need_tool valgrind "to check for leaks and invalid reads"
 bin="$top_builddir/tests/data/test_data"
 [ -x "$bin" ] || fail "$bin is not built (make check builds it)"
 valgrind -q --error-exitcode=1 --leak-check=full "$bin" >"$SCRATCH/log" 2>&1 ||

@@ -12,7 +12,7 @@ ST_DUMP="$top_builddir/tests/io/st_dump"
 for t in "$MODEL_DUMP" "$MAKE_MODEL" "$ST_DUMP"; do
     [ -x "$t" ] || fail "$t is not built (make check builds it)"
 done
-command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3 to read the dumps"; exit 77; }
+need_tool python3 "to read the dumps"
 M="$SCRATCH/model"
 "$MAKE_MODEL" --out "$M" --rows 40 --min_len 3 --max_len 60 --seed 7 >/dev/null || fail "make_random_llama"
 "$MODEL_DUMP" --model "$M" --data "$M/data.jsonl" --rows 1000 --max_seq_len 64 \

@@ -9,12 +9,8 @@ need_reference_python
 
 # bitsandbytes is an oracle like torch: skip without it, fail where the
 # oracle is required (SHARDTUNE_REQUIRE_REFERENCE=1).
-if ! "$PY" -c 'import bitsandbytes' 2>/dev/null; then
-    why="no bitsandbytes in $PY (pip install -r tests/requirements.txt)"
-    [ "${SHARDTUNE_REQUIRE_REFERENCE:-0}" = 1 ] && fail "$why"
-    echo "SKIP: $why"
-    exit 77
-fi
+"$PY" -c 'import bitsandbytes' 2>/dev/null ||
+    skip_unless_required "no bitsandbytes in $PY (pip install -r tests/requirements.txt)"
 
 QUANT_DUMP="$top_builddir/tests/quant/quant_dump"
 [ -x "$QUANT_DUMP" ] || fail "$QUANT_DUMP is not built (make check builds it)"
