@@ -1,8 +1,8 @@
 // elementwise_cuda.cu: the CUDA backend's per-element and per-row ops:
 // widening of stored weights, add/scale, sum of squares, embedding, RMSNorm,
-// RoPE, SwiGLU, dropout and AdamW.  Each follows the CPU backend's formula
-// (backend_cpu.c) operation for operation, so that the two differ only by
-// summation order.
+// RoPE, SwiGLU, dropout, DoRA's row norms and column sums, and AdamW.  Each
+// follows the CPU backend's formula (backend_cpu.c) operation for operation,
+// so that the two differ only by summation order.
 #include "cuda_internal.h"
 
 #include <cmath>
@@ -52,8 +52,8 @@ __global__ void k_to_f32(float *out, const unsigned char *in, int dt, int width,
 
 static void cuda_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
 {
-    if (dt == DT_NF4)
-        die(EXIT_FAILURE_RUN, "cuda backend: NF4 weights cannot be computed with yet");
+    if (dt != DT_F32 && dt != DT_BF16 && dt != DT_F16) /* session.c refuses 4-bit runs on CUDA first */
+        die(EXIT_FAILURE_RUN, "cuda backend: 4-bit weights cannot be computed with yet");
     if (n_elems == 0)
         return;
     int width = (int)storage_bytes(dt, 1);
@@ -274,6 +274,70 @@ static void cuda_dropout(backend *be, float *out, const float *x, size_t n_elems
                 1.0f / (1.0f - p), key);
 }
 
+// ---- DoRA ----
+
+// One block per row, as the CPU sums it: in double.
+__global__ void k_dora_norm(float *norm, float *g, const float *m, const float *w, int cols)
+{
+    const float *row = w + (size_t)blockIdx.x * cols;
+    double ss = 0.0;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x)
+        ss += (double)row[j] * row[j];
+    ss = block_sum(ss);
+    if (threadIdx.x == 0) {
+        const float nrm = (float)sqrt(ss);
+        norm[blockIdx.x] = nrm;
+        if (g)
+            g[blockIdx.x] = m[blockIdx.x] / nrm;
+    }
+}
+
+static void cuda_dora_norm(backend *be, float *norm, float *g, const float *m, const float *w, int rows, int cols)
+{
+    if (rows <= 0)
+        return;
+    CUDA_LAUNCH(k_dora_norm, rows, THREADS, stream_of(be), norm, g, m, w, cols);
+}
+
+__global__ void k_scale_cols(float *y, const float *x, const float *g, float g_offset, int d, size_t n, int accumulate)
+{
+    GRID_STRIDE(i, n)
+    {
+        const float v = (g[i % d] + g_offset) * x[i];
+        y[i] = accumulate ? y[i] + v : v;
+    }
+}
+
+static void cuda_scale_cols(backend *be, float *y, const float *x, const float *g, float g_offset, int n, int d,
+                            int accumulate)
+{
+    const size_t total = (size_t)n * d;
+    if (!total)
+        return;
+    CUDA_LAUNCH(k_scale_cols, cuda_grid_for(total, THREADS), THREADS, stream_of(be), y, x, g, g_offset, d, total,
+                accumulate);
+}
+
+// One thread per column walking the rows in order (neighbouring threads read
+// neighbouring columns), summed in double as on the CPU.
+__global__ void k_col_dot(float *out, const float *a, const float *b, const float *div, int n, int d)
+{
+    GRID_STRIDE(j, (size_t)d)
+    {
+        double acc = 0.0;
+        for (int i = 0; i < n; i++)
+            acc += (double)a[(size_t)i * d + j] * b[(size_t)i * d + j];
+        out[j] += (float)(acc / div[j]);
+    }
+}
+
+static void cuda_col_dot(backend *be, float *out, const float *a, const float *b, const float *div, int n, int d)
+{
+    if (d <= 0)
+        return;
+    CUDA_LAUNCH(k_col_dot, cuda_grid_for((size_t)d, THREADS), THREADS, stream_of(be), out, a, b, div, n, d);
+}
+
 // torch.optim.AdamW: decoupled decay, then the bias-corrected update.
 __global__ void k_adamw(float *param, const float *grad, float *m, float *v, size_t n, float beta1, float beta2,
                         float eps, float step_size, float decay, double bc2_sqrt)
@@ -316,5 +380,8 @@ void cuda_install_elementwise(backend *be)
     be->swiglu_fwd = cuda_swiglu_fwd;
     be->swiglu_bwd = cuda_swiglu_bwd;
     be->dropout = cuda_dropout;
+    be->dora_norm = cuda_dora_norm;
+    be->scale_cols = cuda_scale_cols;
+    be->col_dot = cuda_col_dot;
     be->adamw = cuda_adamw;
 }

@@ -156,7 +156,7 @@ static int unit_slices(const fsdp *f, int ui, ckpt_layout layout, const char *ki
             continue;
         slice *s = &out[n++];
         snprintf(s->name, sizeof s->name, "/%s/%s", strcmp(kind, "param") == 0 ? "adapter" : kind, p->name);
-        s->n_dims = 2;
+        s->n_dims = p->n_dims; /* 1 for DoRA's magnitude */
         s->dims[0] = (hsize_t)p->shape[0], s->dims[1] = (hsize_t)p->shape[1];
         size_t t_lo = p->offset, t_hi = p->offset + p->n_elems;
         size_t x = t_lo > lo ? t_lo : lo, y = t_hi < hi ? t_hi : hi;

@@ -15,24 +15,117 @@ static void join_path(char *buf, size_t n, const char *dir, const char *file)
     snprintf(buf, n, "%s/%s", dir, file);
 }
 
-static int parse_targets(json_t *tm, const char *path, unsigned *mask, errbuf *e)
+/* target_modules, exclude_modules: a list of names or a regex string
+ * (null: none). */
+static int read_name_set(json_t *v, const char *key, const char *path, lora_name_set *set, errbuf *e)
 {
-    *mask = 0;
-    if (json_is_string(tm))
-        return lora_parse_targets(json_string_value(tm), mask, e);
-    if (!json_is_array(tm))
-        return err_set(e, "%s: target_modules must be a list or a string", path);
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_string(v)) {
+        set->regex = xstrdup(json_string_value(v));
+        return 0;
+    }
+    if (!json_is_array(v))
+        return err_set(e, "%s: %s must be a list of module names or a regex string", path, key);
+    set->names = xcalloc(json_array_size(v) + 1, sizeof *set->names);
     size_t i;
     json_t *it;
-    json_array_foreach(tm, i, it) {
-        unsigned one;
+    json_array_foreach(v, i, it) {
         if (!json_is_string(it))
-            return err_set(e, "%s: target_modules[%zu] is not a string", path, i);
-        if (lora_parse_targets(json_string_value(it), &one, e) != 0)
-            return err_set(e, "%s: target_modules: '%s' is not a linear layer of a Llama block", path,
-                           json_string_value(it));
-        *mask |= one;
+            return err_set(e, "%s: %s[%zu] is not a string", path, key, i);
+        set->names[set->n_names++] = xstrdup(json_string_value(it));
     }
+    return 0;
+}
+
+/* layers_to_transform: an index or a list of them (null or []: every layer). */
+static int read_layers(json_t *v, const char *path, lora_rules *ru, errbuf *e)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    json_t *one = json_is_integer(v) ? v : NULL;
+    if (!one && !json_is_array(v))
+        return err_set(e, "%s: layers_to_transform must be a layer index or a list of them", path);
+    size_t n = one ? 1 : json_array_size(v);
+    ru->layers = xcalloc(n + 1, sizeof *ru->layers);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = one ? one : json_array_get(v, i);
+        if (!json_is_integer(it))
+            return err_set(e, "%s: layers_to_transform[%zu] is not a layer index", path, i);
+        ru->layers[ru->n_layers++] = (int)json_integer_value(it);
+    }
+    return 0;
+}
+
+/* layers_pattern: a name or a list of them (null or "": the default). */
+static int read_layers_pattern(json_t *v, const char *path, lora_rules *ru, errbuf *e)
+{
+    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
+        return 0;
+    json_t *one = json_is_string(v) ? v : NULL;
+    if (!one && !json_is_array(v))
+        return err_set(e, "%s: layers_pattern must be a string or a list of strings", path);
+    size_t n = one ? 1 : json_array_size(v);
+    ru->layers_pattern = xcalloc(n + 1, sizeof *ru->layers_pattern);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = one ? one : json_array_get(v, i);
+        if (!json_is_string(it))
+            return err_set(e, "%s: layers_pattern[%zu] is not a string", path, i);
+        ru->layers_pattern[ru->n_layers_pattern++] = xstrdup(json_string_value(it));
+    }
+    return 0;
+}
+
+/* rank_pattern (positive integers) or alpha_pattern (numbers), in file
+ * order: PEFT takes the first key that matches. */
+static int read_patterns(json_t *v, const char *key, int is_rank, const char *path, lora_pattern **out, size_t *n,
+                         errbuf *e)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return err_set(e, "%s: %s must be an object of pattern: value", path, key);
+    *out = xcalloc(json_object_size(v) + 1, sizeof **out);
+    const char *k;
+    json_t *val;
+    json_object_foreach(v, k, val) {
+        if (is_rank ? !json_is_integer(val) || json_integer_value(val) <= 0 : !json_is_number(val)) {
+            char *text = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+            err_set(e, "%s: %s: '%s' gives %s=%s; it must be %s", path, key, k, is_rank ? "r" : "lora_alpha",
+                    text ? text : "?", is_rank ? "a positive integer" : "a number");
+            free(text);
+            return -1;
+        }
+        (*out)[*n].key = xstrdup(k);
+        (*out)[(*n)++].value = json_number_value(val);
+    }
+    return 0;
+}
+
+/* Everything adapter_config.json says about which modules carry an adapter
+ * and their r and alpha, with the combinations PEFT itself refuses refused. */
+static int read_rules(json_t *root, const char *path, lora_rules *ru, errbuf *e)
+{
+    ru->source = xstrdup(path);
+    json_t *tm = json_object_get(root, "target_modules");
+    json_t *layers = json_object_get(root, "layers_to_transform"), *pattern = json_object_get(root, "layers_pattern");
+    if (!tm || json_is_null(tm))
+        return err_set(e, "%s: target_modules missing", path);
+    if (read_name_set(tm, "target_modules", path, &ru->targets, e) != 0 ||
+        read_name_set(json_object_get(root, "exclude_modules"), "exclude_modules", path, &ru->exclude, e) != 0 ||
+        read_layers(layers, path, ru, e) != 0 || read_layers_pattern(pattern, path, ru, e) != 0 ||
+        read_patterns(json_object_get(root, "rank_pattern"), "rank_pattern", 1, path, &ru->rank_pattern,
+                      &ru->n_rank_pattern, e) != 0 ||
+        read_patterns(json_object_get(root, "alpha_pattern"), "alpha_pattern", 0, path, &ru->alpha_pattern,
+                      &ru->n_alpha_pattern, e) != 0)
+        return -1;
+    /* LoraConfig.__post_init__'s own checks */
+    if (ru->targets.regex && layers && !json_is_null(layers))
+        return err_set(e, "%s: layers_to_transform cannot be used when target_modules is a regex string", path);
+    if (ru->targets.regex && pattern && !json_is_null(pattern))
+        return err_set(e, "%s: layers_pattern cannot be used when target_modules is a regex string", path);
+    if (ru->n_layers_pattern && (!layers || json_is_null(layers)))
+        return err_set(e, "%s: layers_pattern is set but layers_to_transform is not", path);
     return 0;
 }
 
@@ -71,25 +164,23 @@ int peft_adapter_read_config(const char *dir, lora_config *lc, errbuf *e)
     json_t *drop = json_object_get(root, "lora_dropout");
     lc->dropout = json_is_number(drop) ? (float)json_number_value(drop) : 0.0f;
     lc->use_rslora = json_is_true(json_object_get(root, "use_rslora"));
+    lc->use_dora = json_is_true(json_object_get(root, "use_dora"));
     json_t *bias = json_object_get(root, "bias");
     if (bias && json_is_string(bias) && strcmp(json_string_value(bias), "none") != 0) {
         err_set(e, "%s: bias \"%s\" is not supported (only \"none\")", path, json_string_value(bias));
         goto out;
     }
-    const char *refused[] = {"use_dora", "layers_to_transform", "rank_pattern", "alpha_pattern",
-                             "modules_to_save", "fan_in_fan_out", "layer_replication"};
+    const char *refused[] = {"modules_to_save", "fan_in_fan_out", "layer_replication", "target_parameters"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (refuse_if_set(root, refused[i], path, e) != 0)
             goto out;
-    json_t *tm = json_object_get(root, "target_modules");
-    if (!tm) {
-        err_set(e, "%s: target_modules missing", path);
-        goto out;
-    }
-    if (parse_targets(tm, path, &lc->target_mask, e) != 0)
+    lc->rules = xcalloc(1, sizeof *lc->rules); /* target_mask: once resolved (lora_resolve) */
+    if (read_rules(root, path, lc->rules, e) != 0)
         goto out;
     rc = 0;
 out:
+    if (rc != 0)
+        lora_config_free(lc);
     json_decref(root);
     return rc;
 }
@@ -109,23 +200,89 @@ int peft_adapter_fill_unit(const safetensors *weights, const model *m, int ui, f
         if (!p->trainable)
             continue;
         const st_tensor *t = safetensors_find(weights, p->name);
+        if (!t && p->n_dims == 1)
+            return err_set(e, "adapter: missing tensor '%s' (expected shape [%lld])", p->name, (long long)p->shape[0]);
         if (!t)
             return err_set(e, "adapter: missing tensor '%s' (expected shape [%lld, %lld])", p->name,
                            (long long)p->shape[0], (long long)p->shape[1]);
-        if (st_tensor_check_shape(t, 2, p->shape, e) != 0 || st_tensor_to_f32(t, host_train + p->offset, e) != 0)
+        if (st_tensor_check_shape(t, p->n_dims, p->shape, e) != 0 ||
+            st_tensor_to_f32(t, host_train + p->offset, e) != 0)
             return -1;
     }
     return 0;
 }
 
+/* rank_pattern (want_r) or alpha_pattern entries for module lin where its r
+ * or alpha is not the config's r / lora_alpha: the name when every layer's
+ * lin has the one value, else each layer's escaped full path (keys are
+ * regexes to PEFT). */
+static void add_overrides(const model *m, linear_id lin, int want_r, json_t *obj)
+{
+    double base = want_r ? m->lora.r : m->lora.alpha, first = 0.0;
+    int n = 0, uniform = 1;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const lora_module *md = &m->layers[l].lora[lin];
+        double v = want_r ? md->r : md->alpha;
+        if (md->r && n++ == 0)
+            first = v;
+        else if (md->r && v != first)
+            uniform = 0;
+    }
+    for (int l = 0; l < m->cfg.n_layers && n; l++) {
+        const lora_module *md = &m->layers[l].lora[lin];
+        double v = want_r ? md->r : md->alpha;
+        if (!md->r || v == base)
+            continue;
+        char key[160], path[128];
+        if (uniform) {
+            snprintf(key, sizeof key, "%s", lora_module_name(lin));
+        } else {
+            snprintf(path, sizeof path, "model.layers.%d.%s", l, lora_module_path(lin));
+            size_t k = 0;
+            for (const char *c = path; *c && k + 3 < sizeof key; c++) {
+                if (*c == '.')
+                    key[k++] = '\\';
+                key[k++] = *c;
+            }
+            key[k] = 0;
+        }
+        json_object_set_new(obj, key, want_r ? json_integer(md->r) : json_real(md->alpha));
+    }
+}
+
+/* target_modules as PEFT reads them back to the same modules: names when
+ * every layer has the same ones, else full paths (as peft saves
+ * "all-linear"); the modules' own r and alpha in rank_pattern and
+ * alpha_pattern. */
+static void add_targets(const model *m, json_t *root)
+{
+    json_t *targets = json_array(), *ranks = json_object(), *alphas = json_object();
+    int same_layers = 1;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int lin = 0; lin < N_LINEARS; lin++)
+            if (!m->layers[l].lora[lin].r != !m->layers[0].lora[lin].r)
+                same_layers = 0;
+    char path[128];
+    for (int l = 0; l < (same_layers ? 1 : m->cfg.n_layers); l++)
+        for (int lin = 0; lin < N_LINEARS; lin++) {
+            if (!m->layers[l].lora[lin].r)
+                continue;
+            snprintf(path, sizeof path, "model.layers.%d.%s", l, lora_module_path(lin));
+            json_array_append_new(targets, json_string(same_layers ? lora_module_name(lin) : path));
+        }
+    for (int lin = 0; lin < N_LINEARS; lin++) {
+        add_overrides(m, lin, 1, ranks);
+        add_overrides(m, lin, 0, alphas);
+    }
+    json_object_set_new(root, "target_modules", targets);
+    json_object_set_new(root, "rank_pattern", ranks);
+    json_object_set_new(root, "alpha_pattern", alphas);
+}
+
 static int write_config(const model *m, const char *dir, const char *base, errbuf *e)
 {
     json_t *root = json_object();
-    json_t *targets = json_array();
-    for (int lin = 0; lin < N_LINEARS; lin++)
-        if (m->lora.target_mask & (1u << lin))
-            json_array_append_new(targets, json_string(lora_module_name(lin)));
-    json_object_set_new(root, "alpha_pattern", json_object());
+    add_targets(m, root);
     json_object_set_new(root, "auto_mapping", json_null());
     json_object_set_new(root, "base_model_name_or_path", base ? json_string(base) : json_null());
     json_object_set_new(root, "bias", json_string("none"));
@@ -139,11 +296,9 @@ static int write_config(const model *m, const char *dir, const char *base, errbu
     json_object_set_new(root, "modules_to_save", json_null());
     json_object_set_new(root, "peft_type", json_string("LORA"));
     json_object_set_new(root, "r", json_integer(m->lora.r));
-    json_object_set_new(root, "rank_pattern", json_object());
     json_object_set_new(root, "revision", json_null());
-    json_object_set_new(root, "target_modules", targets);
     json_object_set_new(root, "task_type", json_string("CAUSAL_LM"));
-    json_object_set_new(root, "use_dora", json_false());
+    json_object_set_new(root, "use_dora", m->lora.use_dora ? json_true() : json_false());
     json_object_set_new(root, "use_rslora", m->lora.use_rslora ? json_true() : json_false());
     char path[4096], tmp[4200];
     join_path(path, sizeof path, dir, "adapter_config.json");
@@ -168,7 +323,7 @@ int peft_adapter_save(const model *m, float *const *host_train, const adapter_ex
         for (int i = 0; i < u->n_params; i++) {
             const param_entry *p = &u->params[i];
             if (p->trainable)
-                st_writer_add(w, p->name, ST_F32, 2, p->shape, host_train[ui] + p->offset);
+                st_writer_add(w, p->name, ST_F32, p->n_dims, p->shape, host_train[ui] + p->offset);
         }
     }
     for (int i = 0; i < n_extra; i++)

@@ -122,6 +122,15 @@ struct backend {
      * are written there too (evaluation and tests). */
     double (*lm_head_xent)(backend *be, float *dh, float *logits, const float *h, const float *w,
                            const int32_t *targets, int n, int dim, int vocab, float grad_scale);
+    /* DoRA (model.c).  dora_norm: norm[i] = ||w[i,:]||_2 over the rows of w
+     * [rows, cols] and, when g is not NULL, g[i] = m[i] / norm[i] (the
+     * magnitude over the norm).  scale_cols: y (= or += as accumulate)
+     * (g[j] + g_offset) * x[i,j] for x, y [n, d] (y may be x).  col_dot:
+     * out[j] += (sum_i a[i,j] * b[i,j]) / div[j] (the gradient of m). */
+    void (*dora_norm)(backend *be, float *norm, float *g, const float *m, const float *w, int rows, int cols);
+    void (*scale_cols)(backend *be, float *y, const float *x, const float *g, float g_offset, int n, int d,
+                       int accumulate);
+    void (*col_dot)(backend *be, float *out, const float *a, const float *b, const float *div, int n, int d);
     /* AdamW (PyTorch semantics) on a flat range, step counted from 1. */
     void (*adamw)(backend *be, float *param, const float *grad, float *m, float *v, size_t n_elems,
                   float lr, float beta1, float beta2, float eps, float weight_decay, int step);

@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "log.h"
 #include "rng.h"
+#include "weight4.h"
 
 /* ---- memory: a small header in front of each block remembers its size and
  * category, so free() can account without the caller repeating them. ---- */
@@ -97,8 +98,10 @@ static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt
 {
     enum { CHUNK = 1 << 16 };
     size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK;
-    if (dt == DT_NF4)
-        die(EXIT_FAILURE_RUN, "cpu backend: NF4 weights cannot be computed with yet");
+    if (weight4_is(dt)) { /* a whole 4-bit tensor: codes, then its block state */
+        storage_to_f32(dt, in, out, n_elems);
+        return;
+    }
     size_t width = storage_bytes(dt, 1);
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < n_chunks; c++) {
@@ -431,6 +434,68 @@ static void cpu_dropout(backend *be, float *out, const float *x, size_t n_elems,
         out[i] = rng_hash(key, i) >= threshold ? x[i] * keep_scale : 0.0f;
 }
 
+/* ---- DoRA ---- */
+
+/* One thread per row, summed in order in double: the same at any thread
+ * count. */
+static void cpu_dora_norm(backend *be, float *norm, float *g, const float *m, const float *w, int rows, int cols)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        const float *row = w + (size_t)i * cols;
+        double acc = 0.0;
+        for (int j = 0; j < cols; j++)
+            acc += (double)row[j] * (double)row[j];
+        norm[i] = (float)sqrt(acc);
+        if (g)
+            g[i] = m[i] / norm[i];
+    }
+}
+
+static void cpu_scale_cols(backend *be, float *y, const float *x, const float *g, float g_offset, int n, int d,
+                           int accumulate)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *yr = y + (size_t)i * d;
+        const float *xr = x + (size_t)i * d;
+        if (accumulate)
+            for (int j = 0; j < d; j++)
+                yr[j] += (g[j] + g_offset) * xr[j];
+        else
+            for (int j = 0; j < d; j++)
+                yr[j] = (g[j] + g_offset) * xr[j];
+    }
+}
+
+/* A fixed number of row chunks, each streaming its rows into per-column
+ * partial sums (double), the chunks then added in order: reads memory in
+ * order and gives the same result at any thread count. */
+enum { COL_DOT_CHUNKS = 8 };
+
+static void cpu_col_dot(backend *be, float *out, const float *a, const float *b, const float *div, int n, int d)
+{
+    double *part = xcalloc((size_t)COL_DOT_CHUNKS * d, sizeof(double));
+    const int per = (n + COL_DOT_CHUNKS - 1) / COL_DOT_CHUNKS;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < COL_DOT_CHUNKS; c++) {
+        double *acc = part + (size_t)c * d;
+        const int lo = c * per, hi = lo + per < n ? lo + per : n;
+        for (int i = lo; i < hi; i++) {
+            const float *ar = a + (size_t)i * d, *br = b + (size_t)i * d;
+            for (int j = 0; j < d; j++)
+                acc[j] += (double)ar[j] * (double)br[j];
+        }
+    }
+    for (int j = 0; j < d; j++) {
+        double total = 0.0;
+        for (int c = 0; c < COL_DOT_CHUNKS; c++)
+            total += part[(size_t)c * d + j];
+        out[j] += (float)(total / div[j]);
+    }
+    free(part);
+}
+
 enum { XENT_CHUNK_ROWS = 64 };
 
 static double cpu_lm_head_xent(backend *be, float *dh, float *logits, const float *h, const float *w,
@@ -544,6 +609,9 @@ backend *backend_cpu_create(int n_threads)
     be->swiglu_fwd = cpu_swiglu_fwd;
     be->swiglu_bwd = cpu_swiglu_bwd;
     be->dropout = cpu_dropout;
+    be->dora_norm = cpu_dora_norm;
+    be->scale_cols = cpu_scale_cols;
+    be->col_dot = cpu_col_dot;
     be->lm_head_xent = cpu_lm_head_xent;
     be->adamw = cpu_adamw;
     be->destroy = cpu_destroy;

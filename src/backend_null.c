@@ -62,6 +62,9 @@ static void null_swiglu_fwd(backend *be, float *o, const float *g, const float *
 static void null_swiglu_bwd(backend *be, float *dg, float *du, const float *o, const float *g, const float *u,
                             size_t n) {}
 static void null_dropout(backend *be, float *o, const float *x, size_t n, float p, uint64_t key) {}
+static void null_dora_norm(backend *be, float *nrm, float *g, const float *m, const float *w, int r, int c) {}
+static void null_scale_cols(backend *be, float *y, const float *x, const float *g, float o, int n, int d, int acc) {}
+static void null_col_dot(backend *be, float *o, const float *a, const float *b, const float *dv, int n, int d) {}
 static double null_xent(backend *be, float *dh, float *lg, const float *h, const float *w, const int32_t *t, int n,
                         int d, int v, float s) { return 0.0; }
 static void null_adamw(backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
@@ -96,6 +99,9 @@ backend *backend_null_create(void)
     be->swiglu_fwd = null_swiglu_fwd;
     be->swiglu_bwd = null_swiglu_bwd;
     be->dropout = null_dropout;
+    be->dora_norm = null_dora_norm;
+    be->scale_cols = null_scale_cols;
+    be->col_dot = null_col_dot;
     be->lm_head_xent = null_xent;
     be->adamw = null_adamw;
     be->destroy = null_destroy;

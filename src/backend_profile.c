@@ -17,12 +17,13 @@
 enum {
     OP_MATMUL, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD,
     OP_RMSNORM_BWD, OP_ROPE, OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
-    OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, N_OPS
+    OP_DORA_NORM, OP_SCALE_COLS, OP_COL_DOT, OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
     "matmul", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd",
-    "rmsnorm_bwd", "rope", "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout", "lm_head_xent",
+    "rmsnorm_bwd", "rope", "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout",
+    "dora_norm", "scale_cols", "col_dot", "lm_head_xent",
     "adamw", "copy (device)",
 };
 
@@ -179,6 +180,22 @@ static double p_lm_head_xent(backend *be, float *dh, float *logits, const float 
     return r;
 }
 
+static void p_dora_norm(backend *be, float *norm, float *g, const float *m, const float *w, int rows, int cols)
+{
+    TIMED(OP_DORA_NORM, in->dora_norm(in, norm, g, m, w, rows, cols));
+}
+
+static void p_scale_cols(backend *be, float *y, const float *x, const float *g, float g_offset, int n, int d,
+                         int accumulate)
+{
+    TIMED(OP_SCALE_COLS, in->scale_cols(in, y, x, g, g_offset, n, d, accumulate));
+}
+
+static void p_col_dot(backend *be, float *out, const float *a, const float *b, const float *div, int n, int d)
+{
+    TIMED(OP_COL_DOT, in->col_dot(in, out, a, b, div, n, d));
+}
+
 static void p_adamw(backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr, float b1,
                     float b2, float eps, float wd, int step)
 {
@@ -208,6 +225,7 @@ backend *backend_profile_wrap(backend *in)
     be->rmsnorm_fwd = p_rmsnorm_fwd, be->rmsnorm_bwd = p_rmsnorm_bwd, be->rope = p_rope;
     be->attention_fwd = p_attention_fwd, be->attention_bwd = p_attention_bwd;
     be->attention_decode = p_attention_decode, be->swiglu_fwd = p_swiglu_fwd, be->swiglu_bwd = p_swiglu_bwd;
+    be->dora_norm = p_dora_norm, be->scale_cols = p_scale_cols, be->col_dot = p_col_dot;
     be->dropout = p_dropout, be->lm_head_xent = p_lm_head_xent, be->adamw = p_adamw, be->destroy = p_destroy;
     mirror(be);
     return be;

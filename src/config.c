@@ -75,6 +75,7 @@ static const flag_def flags[] = {
     {"lora_dropout", F_DOUBLE, OFF(lora_dropout), "0.1", TRAIN, "dropout on the LoRA input"},
     {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", TRAIN, "all-linear or a list of q_proj,k_proj,..."},
     {"use_rslora", F_BOOL, OFF(use_rslora), "False", TRAIN, "scale alpha/sqrt(r)"},
+    {"use_dora", F_BOOL, OFF(use_dora), "False", TRAIN, "DoRA: a trained magnitude per output row (PEFT's use_dora)"},
     {"json", F_BOOL, OFF(json), "False", CMD_EVAL | CMD_PLAN, "print one JSON object"},
     {"prompt", F_STRING, OFF(prompt), NULL, CMD_GENERATE, "text to continue"},
     {"max_new_tokens", F_INT, OFF(max_new_tokens), "64", CMD_GENERATE, "tokens to generate at most"},
@@ -84,7 +85,11 @@ static const flag_def flags[] = {
     {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
     {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
     {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
-    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", CMD_PLAN, "plan the linear layers' weights as NF4 (QLoRA)"},
+    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", TRAIN_EVAL | CMD_GENERATE, "QLoRA: the linear layers' weights as 4-bit codes (bitsandbytes), quantized on load"},
+    {"bnb_4bit_quant_type", F_STRING, OFF(bnb_4bit_quant_type), "nf4", TRAIN_EVAL | CMD_GENERATE, "nf4 or fp4"},
+    {"use_nested_quant", F_BOOL, OFF(use_nested_quant), "False", TRAIN_EVAL | CMD_GENERATE, "4-bit: quantize the block absmax to 8 bits too (double quantization)"},
+    {"bnb_4bit_compute_dtype", F_STRING, OFF(bnb_4bit_compute_dtype), "float16", TRAIN_EVAL | CMD_GENERATE, "float32, bfloat16, float16; the CPU backend computes in float32"},
+    {"bnb_4bit_quant_storage_dtype", F_STRING, OFF(bnb_4bit_quant_storage_dtype), "uint8", TRAIN_EVAL | CMD_GENERATE, "uint8, bfloat16, float16, float32: how the packed bytes are viewed (the bytes are the same)"},
     {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
     {"dropout", F_BOOL, OFF(dump_dropout), "False", CMD_DUMP, "training mode: the adapter's LoRA dropout, masks of train's first micro-batch"},
     {"out", F_STRING, OFF(out), NULL, CMD_DUMP | CMD_MERGE, "output: .safetensors (dump) or model directory (merge)"},
@@ -95,7 +100,7 @@ static const flag_def flags[] = {
 
 /* Flags of train.py / TrainingArguments / accelerate that later work brings. */
 static const char *const later_flags[] = {
-    "use_4bit_quantization", "use_8bit_quantization", "use_unsloth", "use_dora", "fsdp", "fsdp_config",
+    "use_4bit_quantization", "use_8bit_quantization", "use_unsloth", "fsdp", "fsdp_config",
 };
 
 /* Flags of train.py / TrainingArguments that change nothing here: accepted
@@ -192,6 +197,17 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return -1;
     if (c->dataset_text_field && !*c->dataset_text_field)
         return err_set(e, "--dataset_text_field: must not be empty");
+    if (c->bnb_4bit_quant_type && strcmp(c->bnb_4bit_quant_type, "nf4") && strcmp(c->bnb_4bit_quant_type, "fp4"))
+        return err_set(e, "--bnb_4bit_quant_type: '%s' is not one of nf4, fp4", c->bnb_4bit_quant_type);
+    if (c->bnb_4bit_compute_dtype && strcmp(c->bnb_4bit_compute_dtype, "float32") &&
+        strcmp(c->bnb_4bit_compute_dtype, "bfloat16") && strcmp(c->bnb_4bit_compute_dtype, "float16"))
+        return err_set(e, "--bnb_4bit_compute_dtype: '%s' is not one of float32, bfloat16, float16",
+                       c->bnb_4bit_compute_dtype);
+    if (c->bnb_4bit_quant_storage_dtype && strcmp(c->bnb_4bit_quant_storage_dtype, "uint8") &&
+        strcmp(c->bnb_4bit_quant_storage_dtype, "bfloat16") && strcmp(c->bnb_4bit_quant_storage_dtype, "float16") &&
+        strcmp(c->bnb_4bit_quant_storage_dtype, "float32"))
+        return err_set(e, "--bnb_4bit_quant_storage_dtype: '%s' is not one of uint8, bfloat16, float16, float32",
+                       c->bnb_4bit_quant_storage_dtype);
     if (cmd == CMD_PLAN && c->num_processes < 1)
         return err_set(e, "--num_processes: must be at least 1");
     if (cmd == CMD_TRAIN || cmd == CMD_PLAN) {
@@ -217,6 +233,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
             return err_set(e, "--lora_r: must be at least 1");
         if (c->lora_dropout < 0 || c->lora_dropout >= 1)
             return err_set(e, "--lora_dropout: %g is not in [0, 1)", c->lora_dropout);
+        if (c->use_dora && c->use_4bit_quantization)
+            return err_set(e, "--use_dora: DoRA on 4-bit weights (QDoRA) is not supported yet");
         if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
             return err_set(e, "--adam_beta1/--adam_beta2: must be in [0, 1)");
     }

@@ -55,6 +55,7 @@ typedef struct run_config {
     double lora_dropout;
     char *lora_target_modules;
     int use_rslora;
+    int use_dora;
     /* output */
     int json;
     /* generate */
@@ -67,6 +68,11 @@ typedef struct run_config {
     int ranks_per_node;
     char *torch_dtype;
     int use_4bit_quantization;
+    /* QLoRA (train, eval, generate, model_dump; plan sizes nested NF4) */
+    int use_nested_quant;
+    char *bnb_4bit_quant_type;          /* nf4 | fp4 */
+    char *bnb_4bit_compute_dtype;       /* the CPU computes in fp32 whatever this says */
+    char *bnb_4bit_quant_storage_dtype; /* a view of the packed bytes only */
     /* merge */
     char *max_shard_size;       /* "5GB", "200MB", or bytes */
     /* model_dump (tests) */

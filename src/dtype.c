@@ -1,5 +1,6 @@
 /* dtype.c: exact widening of f16 / bf16 to fp32 (see dtype.h). */
 #include "dtype.h"
+#include "weight4.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -8,17 +9,16 @@ size_t storage_bytes(storage_dtype d, size_t n_elems)
 {
     switch (d) {
     case DT_F32: return 4 * n_elems;
-    case DT_NF4: {
-        size_t blocks = (n_elems + 63) / 64;
-        return (n_elems + 1) / 2 + blocks + 4 * ((blocks + 255) / 256) + 4;
-    }
-    default: return 2 * n_elems;
+    case DT_BF16:
+    case DT_F16: return 2 * n_elems;
+    default: return weight4_bytes(d, n_elems);
     }
 }
 
 const char *storage_dtype_name(storage_dtype d)
 {
-    static const char *const names[DT_N_STORAGE] = {"f32", "bf16", "f16", "nf4"};
+    static const char *const names[DT_N_STORAGE] = {"f32", "bf16", "f16", "nf4", "fp4", "nf4 (fp32 absmax)",
+                                                           "fp4 (fp32 absmax)"};
     return names[d];
 }
 
@@ -63,6 +63,7 @@ void storage_to_f32(storage_dtype d, const void *in, float *out, size_t n_elems)
         }
         break;
     default:
+        weight4_dequantize(d, in, n_elems, out);
         break;
     }
 }

@@ -7,16 +7,20 @@
 
 #include <stddef.h>
 
-/* DT_NF4 is bitsandbytes' 4-bit NormalFloat with double quantization
- * (blocks of 64 values, their absmax as 8 bits in blocks of 256): sized for
- * plans now, computed with when QLoRA arrives. */
-typedef enum storage_dtype { DT_F32, DT_BF16, DT_F16, DT_NF4, DT_N_STORAGE } storage_dtype;
+/* The 4-bit formats are bitsandbytes' blockwise NF4 / FP4 (blocks of 64
+ * values) of a linear layer's weight (QLoRA), with the absmax nested (8 bits
+ * in blocks of 256: DT_NF4, DT_FP4) or fp32 (the _PLAIN ones); their byte
+ * layout is in weight4.h, and to_f32 of a backend dequantizes them.  Plans
+ * size linear weights as DT_NF4. */
+typedef enum storage_dtype {
+    DT_F32, DT_BF16, DT_F16, DT_NF4, DT_FP4, DT_NF4_PLAIN, DT_FP4_PLAIN, DT_N_STORAGE
+} storage_dtype;
 
 /* Bytes that n_elems values take in format d. */
 size_t storage_bytes(storage_dtype d, size_t n_elems);
 const char *storage_dtype_name(storage_dtype d);
 /* n_elems little-endian values at `in` (any alignment) to fp32, exactly
- * (F32, BF16, F16). */
+ * (F32, BF16, F16; the 4-bit formats through weight4_dequantize). */
 void storage_to_f32(storage_dtype d, const void *in, float *out, size_t n_elems);
 
 /* fp32 to format d (F32, BF16, F16), rounding to nearest even. */

@@ -16,6 +16,7 @@
 #include "checksum.h"
 #include "peft_adapter.h"
 #include "safetensors.h"
+#include "weight4.h"
 
 enum { STORAGE_ALIGN_BYTES = 64, TRAIN_ALIGN_ELEMS = 16 };
 enum unit_state { RELEASED, GATHERING, READY };
@@ -228,13 +229,31 @@ static int check_module_states(fsdp *f, errbuf *e)
 }
 
 /* A unit with a resized or adapter-supplied tensor is assembled whole:
- * the new vocabulary rows are the mean of the source's rows. */
+ * the new vocabulary rows are the mean of the source's rows.  So is a unit
+ * with 4-bit weights: a tensor is quantized whole (the nested offset is the
+ * mean of all its blocks' absmax), and the rank keeps its byte range. */
 static int needs_assembly(const model_unit *mu)
 {
     for (int i = 0; i < mu->n_params; i++)
-        if (!mu->params[i].trainable && (mu->params[i].from_adapter || mu->params[i].rows_in_file < mu->params[i].shape[0]))
+        if (!mu->params[i].trainable && (mu->params[i].from_adapter || mu->params[i].rows_in_file < mu->params[i].shape[0] ||
+                                         weight4_is(mu->params[i].storage)))
             return 1;
     return 0;
+}
+
+/* A 4-bit weight: its 16- or 32-bit values in the file, quantized into out. */
+static int quantize_tensor(const param_entry *p, const st_tensor *t, range_reader *rr, uint8_t *out, errbuf *e)
+{
+    storage_dtype src = t->dtype == ST_F32 ? DT_F32 : t->dtype == ST_BF16 ? DT_BF16 : DT_F16;
+    if (t->n_bytes != storage_bytes(src, p->n_elems))
+        return err_set(e, "tensor '%s' changed since the model was opened", p->name);
+    uint8_t *values = xmalloc(t->n_bytes);
+    errbuf qe;
+    int rc = read_range(rr, t->file_path, t->file_offset, values, t->n_bytes, e);
+    if (rc == 0 && weight4_quantize(p->storage, src, values, p->n_elems, out, &qe) != 0)
+        rc = err_set(e, "%s: %s", p->name, qe.msg);
+    free(values);
+    return rc;
 }
 
 static int assemble_unit(const model *m, int ui, const safetensors *st, const safetensors *adapter, range_reader *rr,
@@ -250,6 +269,11 @@ static int assemble_unit(const model *m, int ui, const safetensors *st, const sa
         uint8_t *out = dst + p->storage_offset;
         const st_tensor *t = p->from_adapter ? safetensors_find(adapter, model_embedding_peft_key(p))
                                              : safetensors_find(st, p->name);
+        if (weight4_is(p->storage)) {
+            if (!t || quantize_tensor(p, t, rr, out, e) != 0)
+                return t ? -1 : err_set(e, "tensor '%s' changed since the model was opened", p->name);
+            continue;
+        }
         if (!t || t->n_bytes != file_bytes)
             return err_set(e, "tensor '%s' changed since the model was opened", p->name);
         if (p->from_adapter)
@@ -382,6 +406,23 @@ void fsdp_bind_resident(fsdp *f)
             bind_persistent(f, ui);
 }
 
+static void gather_finish(fsdp *f, int ui);
+static void release(fsdp *f, int ui);
+
+/* DoRA from scratch: m starts as the row norms of the unit's weights
+ * (B = 0), so the unit is gathered as for compute and this rank's slice of
+ * the result copied back into its shard.  Collective over the shard group. */
+static void init_dora_magnitudes(fsdp *f, int ui)
+{
+    fsdp_unit *u = &f->units[ui];
+    gather_finish(f, ui);
+    model_dora_init_magnitudes(f->m, ui);
+    if (!u->persistent)
+        f->be->copy(f->be, u->train_shard, u->train_full + (size_t)f->shard_index * u->train_shard_elems,
+                    u->train_shard_elems * sizeof(float));
+    release(f, ui);
+}
+
 int fsdp_load_trainable(fsdp *f, uint64_t seed, const safetensors *adapter, errbuf *e)
 {
     model *m = f->m;
@@ -402,6 +443,10 @@ int fsdp_load_trainable(fsdp *f, uint64_t seed, const safetensors *adapter, errb
                                   u->train_shard_elems * sizeof(float));
         free(host);
     }
+    if (rc == 0 && !adapter && m->lora.use_dora)
+        for (int ui = 0; ui < m->n_units; ui++)
+            if (m->units[ui].kind == UNIT_LAYER && m->units[ui].n_train_elems)
+                init_dora_magnitudes(f, ui);
     return rc;
 }
 

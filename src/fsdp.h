@@ -56,8 +56,9 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter,
 /* Binds the units whose shard is their whole buffer (a one-rank shard
  * group) for good; fsdp_load_frozen does it, plans call it alone. */
 void fsdp_bind_resident(fsdp *f);
-/* Fills the trainable shards: LoRA's initialisation from seed, or the
- * tensors of a PEFT adapter's weights when adapter is not NULL. */
+/* Fills the trainable shards: LoRA's initialisation from seed (DoRA's
+ * magnitudes from the gathered weights: collective), or the tensors of a
+ * PEFT adapter's weights when adapter is not NULL. */
 int fsdp_load_trainable(fsdp *f, uint64_t seed, const safetensors *adapter, errbuf *e);
 
 /* One micro-batch through every unit with the strategy's gather / release

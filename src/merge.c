@@ -3,13 +3,15 @@
  * file of --max_shard_size).  Every rank computes the same file plan from the
  * parameter tables, so file names and the index need no communication.
  * A merged weight is W + s B A computed in fp32 and stored back in W's
- * dtype; everything else is copied byte for byte (the embedding layers
+ * dtype; with DoRA each row i of it is then scaled by m[i] / ||row i||
+ * (PEFT's merge_and_unload: the norm of the unmerged W + s B A); everything else is copied byte for byte (the embedding layers
  * from the adapter when it saved them). */
 #include "merge.h"
 
 #include <cblas.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +84,21 @@ static const param_entry *lora_entry(const model_unit *mu, linear_id lin, char a
     return NULL;
 }
 
+/* DoRA: rows of w [rows, cols] (= W + s B A) times m / ||row||, the
+ * norm summed in double. */
+static void dora_scale_rows(float *w, const float *mag, int rows, int cols)
+{
+    for (int i = 0; i < rows; i++) {
+        float *row = w + (size_t)i * cols;
+        double acc = 0.0;
+        for (int j = 0; j < cols; j++)
+            acc += (double)row[j] * (double)row[j];
+        const float factor = mag[i] / (float)sqrt(acc);
+        for (int j = 0; j < cols; j++)
+            row[j] *= factor;
+    }
+}
+
 static int merge_unit(const model *m, int ui, const safetensors *base, const safetensors *adapter, st_writer *w,
                       void ***bufs, int *n_bufs, errbuf *e)
 {
@@ -109,12 +126,13 @@ static int merge_unit(const model *m, int ui, const safetensors *base, const saf
         void *out = xmalloc(n_bytes);
         *bufs = realloc(*bufs, (size_t)(*n_bufs + 1) * sizeof **bufs);
         (*bufs)[(*n_bufs)++] = out;
-        const param_entry *a = NULL, *b = NULL;
+        const param_entry *a = NULL, *b = NULL, *mag = NULL;
         if (mu->kind == UNIT_LAYER && p->n_dims == 2)
             for (int lin = 0; lin < N_LINEARS; lin++)
                 if (strstr(p->name, lora_module_path(lin))) {
                     a = lora_entry(mu, lin, 'A');
                     b = lora_entry(mu, lin, 'B');
+                    mag = lora_entry(mu, lin, 'M');
                 }
         if (!a || !b) {
             memcpy(out, t->data, n_bytes);
@@ -123,8 +141,11 @@ static int merge_unit(const model *m, int ui, const safetensors *base, const saf
             int rows = (int)p->shape[0], cols = (int)p->shape[1], r = (int)a->shape[0];
             float *wf = xmalloc(p->n_elems * sizeof(float));
             storage_to_f32(p->storage, t->data, wf, p->n_elems);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, m->lora_scale, train + b->offset, r,
+            float scale = m->layers[a->layer].lora[a->lin].scale; /* the module's own (rank_pattern ...) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, scale, train + b->offset, r,
                         train + a->offset, cols, 1.0f, wf, cols);
+            if (mag)
+                dora_scale_rows(wf, train + mag->offset, rows, cols);
             storage_from_f32(p->storage, wf, out, p->n_elems);
             free(wf);
         }
@@ -263,6 +284,7 @@ out:
     safetensors_close(adapter);
     if (m.units)
         model_free(&m);
+    lora_config_free(&lc);
     counting->destroy(counting);
     if (rc == 0)
         log_info("merged %s + %s into %s", c->model_name_or_path, c->adapter, c->out);

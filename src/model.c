@@ -13,6 +13,9 @@
 #include "safetensors.h"
 
 enum { RNG_STREAM_LORA_INIT = 0x4c6f5241 };
+/* DoRA's weight norms take W + s B A this many rows at a time (a 70B
+ * down_proj whole would be 0.9 GB of scratch). */
+enum { DORA_NORM_ROWS = 256 };
 
 /* ------------------------------------------------------------------ */
 /* shapes                                                              */
@@ -55,7 +58,9 @@ static param_entry *unit_add(model_unit *u, const char *name, int n_dims, int64_
     return p;
 }
 
-static void build_layer_table(model_unit *u, const llama_config *c, const lora_config *lc)
+/* mods: this layer's adapters (PEFT may target some layers only, with
+ * their own r): the trainable buffer holds only the targeted modules'. */
+static void build_layer_table(model_unit *u, const llama_config *c, const lora_config *lc, const lora_module *mods)
 {
     char name[96];
     int l = u->layer;
@@ -71,19 +76,22 @@ static void build_layer_table(model_unit *u, const llama_config *c, const lora_c
             unit_add(u, name, 1, c->hidden_size, 0, 0);
         }
     }
-    if (lc->r <= 0)
-        return;
     for (int lin = 0; lin < N_LINEARS; lin++) {
-        if (!(lc->target_mask & (1u << lin)))
+        if (!mods[lin].r)
             continue;
         int out, in;
         linear_shape(c, lin, &out, &in);
         lora_peft_key(name, sizeof name, l, lin, 'A');
-        param_entry *a = unit_add(u, name, 2, lc->r, in, 1);
+        param_entry *a = unit_add(u, name, 2, mods[lin].r, in, 1);
         a->lin = lin, a->lora_ab = 'A';
         lora_peft_key(name, sizeof name, l, lin, 'B');
-        param_entry *b = unit_add(u, name, 2, out, lc->r, 1);
+        param_entry *b = unit_add(u, name, 2, out, mods[lin].r, 1);
         b->lin = lin, b->lora_ab = 'B';
+        if (lc->use_dora) {
+            lora_peft_key(name, sizeof name, l, lin, 'M');
+            param_entry *mag = unit_add(u, name, 1, out, 0, 1);
+            mag->lin = lin, mag->lora_ab = 'M';
+        }
     }
 }
 
@@ -99,7 +107,7 @@ static void build_units(model *m)
         model_unit *u = &m->units[1 + l];
         u->kind = UNIT_LAYER;
         u->layer = l;
-        build_layer_table(u, c, &m->lora);
+        build_layer_table(u, c, &m->lora, m->lora_mods + (size_t)l * N_LINEARS);
     }
     model_unit *head = &m->units[m->n_units - 1];
     head->kind = UNIT_HEAD;
@@ -123,8 +131,8 @@ void model_bind_unit(model *m, int ui)
         } else {
             layer_view *v = &m->layers[u->layer];
             if (p->trainable) {
-                float **w = p->lora_ab == 'A' ? v->lora_a : v->lora_b;
-                float **g = p->lora_ab == 'A' ? v->grad_a : v->grad_b;
+                float **w = p->lora_ab == 'A' ? v->lora_a : p->lora_ab == 'B' ? v->lora_b : v->mag;
+                float **g = p->lora_ab == 'A' ? v->grad_a : p->lora_ab == 'B' ? v->grad_b : v->grad_mag;
                 w[p->lin] = u->train ? u->train + p->offset : NULL;
                 g[p->lin] = u->grad ? u->grad + p->offset : NULL;
             } else {
@@ -282,6 +290,21 @@ void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_tra
     }
 }
 
+void model_dora_init_magnitudes(model *m, int ui)
+{
+    const model_unit *u = &m->units[ui];
+    if (u->kind != UNIT_LAYER || !m->lora.use_dora)
+        return;
+    const layer_view *v = &m->layers[u->layer];
+    for (int lin = 0; lin < N_LINEARS; lin++) {
+        if (!v->mag[lin])
+            continue;
+        int out, in;
+        linear_shape(&m->cfg, lin, &out, &in);
+        m->be->dora_norm(m->be, v->mag[lin], NULL, NULL, v->w[lin], out, in);
+    }
+}
+
 static int init_tables(model *m, const char *model_dir, const lora_config *lc, int vocab_size, backend *be,
                        errbuf *e)
 {
@@ -293,11 +316,22 @@ static int init_tables(model *m, const char *model_dir, const lora_config *lc, i
     if (vocab_size > m->cfg.vocab_size)
         m->cfg.vocab_size = vocab_size;
     m->lora = *lc;
+    m->lora.rules = NULL; /* the caller's: resolved here into lora_mods */
     if (m->lora.r <= 0)
-        m->lora.target_mask = 0;
-    m->lora_scale = m->lora.r > 0 ? lora_scale(&m->lora) : 0.0f;
+        m->lora.target_mask = 0, m->lora.use_dora = 0;
+    size_t n_mods = (size_t)m->cfg.n_layers * N_LINEARS;
+    m->lora_mods = xcalloc(n_mods + 1, sizeof *m->lora_mods);
+    if (lora_resolve(lc, m->cfg.n_layers, m->lora_mods, &m->lora.target_mask, e) != 0) {
+        free(m->lora_mods);
+        m->lora_mods = NULL;
+        return -1;
+    }
+    for (size_t i = 0; i < n_mods; i++)
+        m->lora_r_max = m->lora_mods[i].r > m->lora_r_max ? m->lora_mods[i].r : m->lora_r_max;
     build_units(m);
     m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        m->layers[l].lora = m->lora_mods + (size_t)l * N_LINEARS;
     float *inv = xmalloc((size_t)m->cfg.head_dim / 2 * sizeof(float));
     rope_inv_freq(&m->cfg, inv);
     m->inv_freq = be->alloc(be, (size_t)m->cfg.head_dim / 2 * sizeof(float), MEM_FROZEN);
@@ -332,16 +366,43 @@ int model_init_planned(model *m, const char *config_path, const lora_config *lc,
     return 0;
 }
 
+void model_quantize_linears(model *m, storage_dtype q4)
+{
+    /* the layers' 2-D frozen tensors are the seven linear weights; norms,
+     * embeddings and lm_head stay in their dtype, as bitsandbytes leaves them */
+    for (int ui = 0; ui < m->n_units; ui++) {
+        model_unit *u = &m->units[ui];
+        if (u->kind != UNIT_LAYER)
+            continue;
+        u->n_storage_bytes = 0;
+        u->storage_is_f32 = 0;
+        for (int i = 0; i < u->n_params; i++) {
+            param_entry *p = &u->params[i];
+            if (p->trainable)
+                continue;
+            if (p->n_dims == 2)
+                p->storage = q4;
+            p->storage_offset = u->n_storage_bytes;
+            u->n_storage_bytes += storage_bytes(p->storage, p->n_elems);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* activations                                                         */
 
 struct layer_acts {
     float *xn1, *rstd1, *q, *k, *v, *attn, *lse, *x_mid, *xn2, *rstd2, *gate, *up, *act;
     float *xa[N_LINEARS]; /* A dropout(x), [N, r], kept for dB */
+    /* DoRA (NULL without): t = W xd + s B A xd [N, out], kept for dm; the
+     * row norms of W + s B A and g = m / norm [out] */
+    float *dora_t[N_LINEARS], *dora_norm[N_LINEARS], *dora_g[N_LINEARS];
+    int dora_norms_ready; /* generation: norm and g hold this layer's already */
 };
 
 typedef struct backward_scratch {
     float *d_resid, *d_xn, *d_attn, *dq, *dk, *dv, *d_act, *d_gate, *d_up, *dxa, *xd;
+    float *dyg, *wc; /* DoRA: g-scaled dy (or s B A xd in forward) [N, widest]; a block of W + s B A rows */
     float *h, *rstd_f, *dh, *discard;
     float *x_wide; /* a narrow layer input widened to compute with (NULL when inputs are fp32) */
 } backward_scratch;
@@ -366,8 +427,15 @@ static void acts_alloc(model *m, layer_acts *a, size_t n)
     a->gate = act_alloc(m, n * I);
     a->up = act_alloc(m, n * I);
     a->act = act_alloc(m, n * I);
-    for (int lin = 0; lin < N_LINEARS; lin++)
-        a->xa[lin] = (m->lora.target_mask & (1u << lin)) ? act_alloc(m, n * m->lora.r) : NULL;
+    for (int lin = 0; lin < N_LINEARS; lin++) {
+        int targeted = (m->lora.target_mask & (1u << lin)) != 0, out, in;
+        linear_shape(c, lin, &out, &in);
+        a->xa[lin] = targeted ? act_alloc(m, n * m->lora_r_max) : NULL;
+        int dora = targeted && m->lora.use_dora;
+        a->dora_t[lin] = dora ? act_alloc(m, n * (size_t)out) : NULL;
+        a->dora_norm[lin] = dora ? act_alloc(m, (size_t)out) : NULL;
+        a->dora_g[lin] = dora ? act_alloc(m, (size_t)out) : NULL;
+    }
 }
 
 static void acts_free(model *m, layer_acts *a)
@@ -376,8 +444,11 @@ static void acts_free(model *m, layer_acts *a)
                         &a->x_mid, &a->xn2, &a->rstd2, &a->gate, &a->up, &a->act};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         m->be->free(m->be, *fields[i]);
-    for (int lin = 0; lin < N_LINEARS; lin++)
-        m->be->free(m->be, a->xa[lin]);
+    for (int lin = 0; lin < N_LINEARS; lin++) {
+        float *per_linear[] = {a->xa[lin], a->dora_t[lin], a->dora_norm[lin], a->dora_g[lin]};
+        for (size_t i = 0; i < sizeof per_linear / sizeof per_linear[0]; i++)
+            m->be->free(m->be, per_linear[i]);
+    }
 }
 
 static void release_activations(model *m)
@@ -394,7 +465,8 @@ static void release_activations(model *m)
     free(m->layer_inputs);
     backward_scratch *s = m->scratch;
     float **fields[] = {&s->d_resid, &s->d_xn, &s->d_attn, &s->dq, &s->dk, &s->dv, &s->d_act, &s->d_gate,
-                        &s->d_up, &s->dxa, &s->xd, &s->h, &s->rstd_f, &s->dh, &s->discard, &s->x_wide};
+                        &s->d_up, &s->dxa, &s->xd, &s->h, &s->rstd_f, &s->dh, &s->discard, &s->x_wide,
+                        &s->dyg, &s->wc};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         m->be->free(m->be, *fields[i]);
     free(s);
@@ -430,13 +502,15 @@ void model_prepare(model *m, int batch, int seq, int checkpointing)
     s->d_act = act_alloc(m, n * I);
     s->d_gate = act_alloc(m, n * I);
     s->d_up = act_alloc(m, n * I);
-    s->dxa = act_alloc(m, n * (m->lora.r > 0 ? m->lora.r : 1));
+    s->dxa = act_alloc(m, n * (m->lora_r_max > 0 ? m->lora_r_max : 1));
     s->xd = act_alloc(m, n * widest);
     s->h = act_alloc(m, n * D);
     s->rstd_f = act_alloc(m, n);
     s->dh = act_alloc(m, n * D);
     s->discard = act_alloc(m, n * D);
     s->x_wide = m->be->activation_dtype == DT_F32 ? NULL : act_alloc(m, n * D);
+    s->dyg = m->lora.use_dora ? act_alloc(m, n * widest) : NULL;
+    s->wc = m->lora.use_dora ? act_alloc(m, (size_t)DORA_NORM_ROWS * widest) : NULL;
     m->scratch = s;
 }
 
@@ -450,31 +524,78 @@ static uint64_t dropout_key(const model *m, int layer, linear_id lin)
     return rng_hash(m->dropout_key, (uint64_t)layer * N_LINEARS + lin);
 }
 
-/* y (= or +=) x W^T + s * (dropout(x) A^T) B^T; xa receives dropout(x) A^T. */
-static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n, float *y, int accumulate,
-                       float *xa)
+/* DoRA's row norms ||W + s B A|| and, when g is not NULL, g = m / norm
+ * (PEFT's get_weight_norm), DORA_NORM_ROWS rows at a time so that
+ * W + s B A never exists whole. */
+static void dora_weight_norm(model *m, const layer_view *v, linear_id lin, float *norm, float *g)
 {
     backend *be = m->be;
+    float *wc = ((backward_scratch *)m->scratch)->wc;
+    int out, in, r = v->lora[lin].r;
+    linear_shape(&m->cfg, lin, &out, &in);
+    for (int r0 = 0; r0 < out; r0 += DORA_NORM_ROWS) {
+        int k = out - r0 < DORA_NORM_ROWS ? out - r0 : DORA_NORM_ROWS;
+        be->copy(be, wc, v->w[lin] + (size_t)r0 * in, (size_t)k * in * sizeof(float));
+        be->matmul(be, 0, 0, k, in, r, v->lora[lin].scale, v->lora_b[lin] + (size_t)r0 * r, r, v->lora_a[lin], in,
+                   1.0f, wc, in);
+        be->dora_norm(be, norm + r0, g ? g + r0 : NULL, g ? v->mag[lin] + r0 : NULL, wc, k, in);
+    }
+}
+
+/* LoRA: y (= or +=) x W^T + s * (xd A^T) B^T, xd = dropout(x); a->xa[lin]
+ * receives xd A^T.
+ * DoRA, as PEFT's DoraLinearLayer: g = m / ||W + s B A||_row, the norm a
+ * constant for the gradient (PEFT detaches it).  Without dropout (or in
+ * eval) y = g (W x + s B A x).  With dropout PEFT recomputes the base on
+ * the dropped input: y = W x + (g - 1) W xd + g s B A xd.  Either way
+ * t = W xd + s B A xd is kept: dm = sum over positions of dy t / norm. */
+static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n, float *y, int accumulate,
+                       layer_acts *a)
+{
+    backend *be = m->be;
+    backward_scratch *s = m->scratch;
     const layer_view *v = &m->layers[layer];
     int out, in;
     linear_shape(&m->cfg, lin, &out, &in);
-    be->matmul(be, 0, 1, n, out, in, 1.0f, x, in, v->w[lin], in, accumulate ? 1.0f : 0.0f, y, out);
+    const int dora = v->lora_a[lin] && m->lora.use_dora, drop = has_dropout(m);
+    float *t = dora ? a->dora_t[lin] : NULL;
+    float *base = dora && !drop ? t : y; /* scaled by g as a whole below */
+    be->matmul(be, 0, 1, n, out, in, 1.0f, x, in, v->w[lin], in, accumulate && base == y ? 1.0f : 0.0f, base, out);
     if (!v->lora_a[lin])
         return;
-    int r = m->lora.r;
+    int r = v->lora[lin].r;
+    float *xa = a->xa[lin];
     const float *xd = x;
-    if (has_dropout(m)) {
-        float *buf = ((backward_scratch *)m->scratch)->xd;
-        be->dropout(be, buf, x, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
-        xd = buf;
+    if (drop) {
+        be->dropout(be, s->xd, x, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
+        xd = s->xd;
     }
     be->matmul(be, 0, 1, n, r, in, 1.0f, xd, in, v->lora_a[lin], in, 0.0f, xa, r);
-    be->matmul(be, 0, 1, n, out, r, m->lora_scale, xa, r, v->lora_b[lin], r, 1.0f, y, out);
+    if (!dora) {
+        be->matmul(be, 0, 1, n, out, r, v->lora[lin].scale, xa, r, v->lora_b[lin], r, 1.0f, y, out);
+        return;
+    }
+    if (!a->dora_norms_ready)
+        dora_weight_norm(m, v, lin, a->dora_norm[lin], a->dora_g[lin]);
+    const float *g = a->dora_g[lin];
+    if (!drop) {
+        be->matmul(be, 0, 1, n, out, r, v->lora[lin].scale, xa, r, v->lora_b[lin], r, 1.0f, t, out);
+        be->scale_cols(be, y, t, g, 0.0f, n, out, accumulate);
+        return;
+    }
+    float *u = s->dyg; /* s B A xd */
+    be->matmul(be, 0, 1, n, out, r, v->lora[lin].scale, xa, r, v->lora_b[lin], r, 0.0f, u, out);
+    be->scale_cols(be, y, u, g, 0.0f, n, out, 1);
+    be->matmul(be, 0, 1, n, out, in, 1.0f, xd, in, v->w[lin], in, 0.0f, t, out);
+    be->scale_cols(be, y, t, g, -1.0f, n, out, 1);
+    be->add(be, t, u, (size_t)n * out);
 }
 
-/* dx (= or +=) dy W, plus the adapter's share; dA and dB accumulate.
- * The frozen W gets no gradient work at all. */
-static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, const float *x, const float *xa,
+/* dx (= or +=) dy W, plus the adapter's share; dA and dB (and DoRA's dm)
+ * accumulate.  The frozen W gets no gradient work at all.  DoRA: the
+ * adapter's branch sees g dy; so does W outside dropout, while with dropout
+ * W^T dy reaches x directly and W^T (g - 1) dy through the mask. */
+static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, const float *x, const layer_acts *a,
                        int n, float *dx, int accumulate)
 {
     backend *be = m->be;
@@ -482,22 +603,38 @@ static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, cons
     const layer_view *v = &m->layers[layer];
     int out, in;
     linear_shape(&m->cfg, lin, &out, &in);
-    be->matmul(be, 0, 0, n, in, out, 1.0f, dy, out, v->w[lin], in, accumulate ? 1.0f : 0.0f, dx, in);
+    const int dora = v->lora_a[lin] && m->lora.use_dora, drop = has_dropout(m);
+    const float *dy_adapter = dy, *dy_base = dy;
+    if (dora) {
+        be->col_dot(be, v->grad_mag[lin], dy, a->dora_t[lin], a->dora_norm[lin], n, out);
+        be->scale_cols(be, s->dyg, dy, a->dora_g[lin], 0.0f, n, out, 0);
+        dy_adapter = s->dyg;
+        if (!drop)
+            dy_base = s->dyg;
+    }
+    be->matmul(be, 0, 0, n, in, out, 1.0f, dy_base, out, v->w[lin], in, accumulate ? 1.0f : 0.0f, dx, in);
     if (!v->lora_a[lin])
         return;
-    int r = m->lora.r;
-    float sc = m->lora_scale;
-    be->matmul(be, 1, 0, out, r, n, sc, dy, out, xa, r, 1.0f, v->grad_b[lin], r); /* dB += s dy^T xa */
-    be->matmul(be, 0, 0, n, r, out, sc, dy, out, v->lora_b[lin], r, 0.0f, s->dxa, r); /* dxa = s dy B */
+    int r = v->lora[lin].r;
+    float sc = v->lora[lin].scale;
+    const float *xa = a->xa[lin];
+    be->matmul(be, 1, 0, out, r, n, sc, dy_adapter, out, xa, r, 1.0f, v->grad_b[lin], r); /* dB += s dy^T xa */
+    be->matmul(be, 0, 0, n, r, out, sc, dy_adapter, out, v->lora_b[lin], r, 0.0f, s->dxa, r); /* dxa = s dy B */
     const float *xd = x;
-    if (has_dropout(m)) {
+    if (drop) {
         be->dropout(be, s->xd, x, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
         xd = s->xd;
     }
     be->matmul(be, 1, 0, r, in, n, 1.0f, s->dxa, r, xd, in, 1.0f, v->grad_a[lin], in); /* dA += dxa^T xd */
-    if (has_dropout(m)) {
-        /* d dropout(x) = dxa A, then the same mask and scale */
-        be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, 0.0f, s->xd, in);
+    if (drop) {
+        /* d dropout(x) = dxa A (+ (g - 1) dy W with DoRA), then the same mask and scale */
+        float beta = 0.0f;
+        if (dora) {
+            be->scale_cols(be, s->dyg, dy, a->dora_g[lin], -1.0f, n, out, 0);
+            be->matmul(be, 0, 0, n, in, out, 1.0f, s->dyg, out, v->w[lin], in, 0.0f, s->xd, in);
+            beta = 1.0f;
+        }
+        be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, beta, s->xd, in);
         be->dropout(be, s->xd, s->xd, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
         be->add(be, dx, s->xd, (size_t)n * in);
     } else {
@@ -517,22 +654,22 @@ static void layer_fwd(model *m, int l, layer_acts *a, const model_batch *b, cons
     size_t D = c->hidden_size;
 
     be->rmsnorm_fwd(be, a->xn1, a->rstd1, x_in, v->attn_norm, n, (int)D, c->rms_norm_eps);
-    linear_fwd(m, l, LIN_Q, a->xn1, n, a->q, 0, a->xa[LIN_Q]);
-    linear_fwd(m, l, LIN_K, a->xn1, n, a->k, 0, a->xa[LIN_K]);
-    linear_fwd(m, l, LIN_V, a->xn1, n, a->v, 0, a->xa[LIN_V]);
+    linear_fwd(m, l, LIN_Q, a->xn1, n, a->q, 0, a);
+    linear_fwd(m, l, LIN_K, a->xn1, n, a->k, 0, a);
+    linear_fwd(m, l, LIN_V, a->xn1, n, a->v, 0, a);
     be->rope(be, a->q, b->pos, m->inv_freq, n, c->n_heads, c->head_dim, 0);
     be->rope(be, a->k, b->pos, m->inv_freq, n, c->n_kv_heads, c->head_dim, 0);
     be->attention_fwd(be, a->attn, a->lse, a->q, a->k, a->v, b->seg, b->batch, b->seq, c->n_heads,
                       c->n_kv_heads, c->head_dim);
     be->copy(be, a->x_mid, x_in, (size_t)n * D * sizeof(float));
-    linear_fwd(m, l, LIN_O, a->attn, n, a->x_mid, 1, a->xa[LIN_O]);
+    linear_fwd(m, l, LIN_O, a->attn, n, a->x_mid, 1, a);
 
     be->rmsnorm_fwd(be, a->xn2, a->rstd2, a->x_mid, v->mlp_norm, n, (int)D, c->rms_norm_eps);
-    linear_fwd(m, l, LIN_GATE, a->xn2, n, a->gate, 0, a->xa[LIN_GATE]);
-    linear_fwd(m, l, LIN_UP, a->xn2, n, a->up, 0, a->xa[LIN_UP]);
+    linear_fwd(m, l, LIN_GATE, a->xn2, n, a->gate, 0, a);
+    linear_fwd(m, l, LIN_UP, a->xn2, n, a->up, 0, a);
     be->swiglu_fwd(be, a->act, a->gate, a->up, (size_t)n * c->intermediate_size);
     be->copy(be, x_out, a->x_mid, (size_t)n * D * sizeof(float));
-    linear_fwd(m, l, LIN_DOWN, a->act, n, x_out, 1, a->xa[LIN_DOWN]);
+    linear_fwd(m, l, LIN_DOWN, a->act, n, x_out, 1, a);
 }
 
 /* d_resid holds d(layer output) on entry and d(layer input) on return. */
@@ -547,21 +684,21 @@ static void layer_bwd(model *m, int l, const layer_acts *a, const model_batch *b
     int D = c->hidden_size;
 
     /* MLP: x_out = x_mid + down(silu(gate(xn2)) * up(xn2)) */
-    linear_bwd(m, l, LIN_DOWN, d_resid, a->act, a->xa[LIN_DOWN], n, s->d_act, 0);
+    linear_bwd(m, l, LIN_DOWN, d_resid, a->act, a, n, s->d_act, 0);
     be->swiglu_bwd(be, s->d_gate, s->d_up, s->d_act, a->gate, a->up, (size_t)n * c->intermediate_size);
-    linear_bwd(m, l, LIN_GATE, s->d_gate, a->xn2, a->xa[LIN_GATE], n, s->d_xn, 0);
-    linear_bwd(m, l, LIN_UP, s->d_up, a->xn2, a->xa[LIN_UP], n, s->d_xn, 1);
+    linear_bwd(m, l, LIN_GATE, s->d_gate, a->xn2, a, n, s->d_xn, 0);
+    linear_bwd(m, l, LIN_UP, s->d_up, a->xn2, a, n, s->d_xn, 1);
     be->rmsnorm_bwd(be, d_resid, s->d_xn, a->x_mid, v->mlp_norm, a->rstd2, n, D);
 
     /* attention: x_mid = x_in + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))) */
-    linear_bwd(m, l, LIN_O, d_resid, a->attn, a->xa[LIN_O], n, s->d_attn, 0);
+    linear_bwd(m, l, LIN_O, d_resid, a->attn, a, n, s->d_attn, 0);
     be->attention_bwd(be, s->dq, s->dk, s->dv, s->d_attn, a->attn, a->lse, a->q, a->k, a->v, b->seg,
                       b->batch, b->seq, c->n_heads, c->n_kv_heads, c->head_dim);
     be->rope(be, s->dq, b->pos, m->inv_freq, n, c->n_heads, c->head_dim, 1);
     be->rope(be, s->dk, b->pos, m->inv_freq, n, c->n_kv_heads, c->head_dim, 1);
-    linear_bwd(m, l, LIN_Q, s->dq, a->xn1, a->xa[LIN_Q], n, s->d_xn, 0);
-    linear_bwd(m, l, LIN_K, s->dk, a->xn1, a->xa[LIN_K], n, s->d_xn, 1);
-    linear_bwd(m, l, LIN_V, s->dv, a->xn1, a->xa[LIN_V], n, s->d_xn, 1);
+    linear_bwd(m, l, LIN_Q, s->dq, a->xn1, a, n, s->d_xn, 0);
+    linear_bwd(m, l, LIN_K, s->dk, a->xn1, a, n, s->d_xn, 1);
+    linear_bwd(m, l, LIN_V, s->dv, a->xn1, a, n, s->d_xn, 1);
     be->rmsnorm_bwd(be, d_resid, s->d_xn, x_in, v->attn_norm, a->rstd1, n, D);
 }
 
@@ -669,6 +806,9 @@ struct decode_state {
     float *x, *h, *rstd;    /* hidden state of the new tokens, final norm */
     float *logits;
     int32_t *ids, *pos;
+    /* DoRA: per layer and linear, the norms and g of the first step (the
+     * weights do not change while generating) */
+    float **dora_norm, **dora_g;
 };
 
 void model_decode_begin(model *m, int max_len)
@@ -691,10 +831,23 @@ void model_decode_begin(model *m, int max_len)
     d->logits = act_alloc(m, (size_t)c->vocab_size);
     d->ids = be->alloc(be, (size_t)max_len * sizeof(int32_t), MEM_ACTIVATIONS);
     d->pos = be->alloc(be, (size_t)max_len * sizeof(int32_t), MEM_ACTIVATIONS);
+    if (m->lora.use_dora) {
+        size_t n_cache = (size_t)c->n_layers * N_LINEARS;
+        d->dora_norm = xcalloc(n_cache, sizeof *d->dora_norm);
+        d->dora_g = xcalloc(n_cache, sizeof *d->dora_g);
+        for (size_t i = 0; i < n_cache; i++) {
+            int lin = (int)(i % N_LINEARS), out, in;
+            linear_shape(c, lin, &out, &in);
+            if (m->lora.target_mask & (1u << lin)) {
+                d->dora_norm[i] = act_alloc(m, (size_t)out);
+                d->dora_g[i] = act_alloc(m, (size_t)out);
+            }
+        }
+    }
     m->decode = d;
     m->training = 0;
     if (!m->scratch)
-        model_prepare(m, 1, 1, 0); /* linear_fwd's dropout scratch, unused */
+        model_prepare(m, 1, 1, 0); /* linear_fwd's scratch: DoRA's norm blocks (dropout's, unused) */
 }
 
 static void decode_layer(model *m, int l, int n)
@@ -702,25 +855,32 @@ static void decode_layer(model *m, int l, int n)
     backend *be = m->be;
     const llama_config *c = &m->cfg;
     decode_state *d = m->decode;
-    layer_acts *a = &d->acts;
+    layer_acts this_layer = d->acts, *a = &this_layer;
+    if (d->dora_norm) { /* this layer's DoRA norms: computed by the first step, then reused */
+        for (int lin = 0; lin < N_LINEARS; lin++) {
+            a->dora_norm[lin] = d->dora_norm[(size_t)l * N_LINEARS + lin];
+            a->dora_g[lin] = d->dora_g[(size_t)l * N_LINEARS + lin];
+        }
+        a->dora_norms_ready = d->len > 0;
+    }
     const layer_view *v = &m->layers[l];
     size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim;
     float *k_new = d->k[l] + (size_t)d->len * kv_dim, *v_new = d->v[l] + (size_t)d->len * kv_dim;
 
     be->rmsnorm_fwd(be, a->xn1, a->rstd1, d->x, v->attn_norm, n, c->hidden_size, c->rms_norm_eps);
-    linear_fwd(m, l, LIN_Q, a->xn1, n, a->q, 0, a->xa[LIN_Q]);
-    linear_fwd(m, l, LIN_K, a->xn1, n, k_new, 0, a->xa[LIN_K]);
-    linear_fwd(m, l, LIN_V, a->xn1, n, v_new, 0, a->xa[LIN_V]);
+    linear_fwd(m, l, LIN_Q, a->xn1, n, a->q, 0, a);
+    linear_fwd(m, l, LIN_K, a->xn1, n, k_new, 0, a);
+    linear_fwd(m, l, LIN_V, a->xn1, n, v_new, 0, a);
     be->rope(be, a->q, d->pos, m->inv_freq, n, c->n_heads, c->head_dim, 0);
     be->rope(be, k_new, d->pos, m->inv_freq, n, c->n_kv_heads, c->head_dim, 0);
     be->attention_decode(be, a->attn, a->q, d->k[l], d->v[l], n, d->len, d->len + n, c->n_heads, c->n_kv_heads,
                          c->head_dim);
-    linear_fwd(m, l, LIN_O, a->attn, n, d->x, 1, a->xa[LIN_O]);
+    linear_fwd(m, l, LIN_O, a->attn, n, d->x, 1, a);
     be->rmsnorm_fwd(be, a->xn2, a->rstd2, d->x, v->mlp_norm, n, c->hidden_size, c->rms_norm_eps);
-    linear_fwd(m, l, LIN_GATE, a->xn2, n, a->gate, 0, a->xa[LIN_GATE]);
-    linear_fwd(m, l, LIN_UP, a->xn2, n, a->up, 0, a->xa[LIN_UP]);
+    linear_fwd(m, l, LIN_GATE, a->xn2, n, a->gate, 0, a);
+    linear_fwd(m, l, LIN_UP, a->xn2, n, a->up, 0, a);
     be->swiglu_fwd(be, a->act, a->gate, a->up, (size_t)n * c->intermediate_size);
-    linear_fwd(m, l, LIN_DOWN, a->act, n, d->x, 1, a->xa[LIN_DOWN]);
+    linear_fwd(m, l, LIN_DOWN, a->act, n, d->x, 1, a);
 }
 
 void model_decode_unit(model *m, int ui, const int32_t *host_ids, int n_new, float *host_logits)
@@ -769,6 +929,13 @@ void model_decode_end(model *m)
         m->be->free(m->be, bufs[i]);
     m->be->free(m->be, d->ids);
     m->be->free(m->be, d->pos);
+    if (d->dora_norm)
+        for (size_t i = 0; i < (size_t)m->cfg.n_layers * N_LINEARS; i++) {
+            m->be->free(m->be, d->dora_norm[i]);
+            m->be->free(m->be, d->dora_g[i]);
+        }
+    free(d->dora_norm);
+    free(d->dora_g);
     free(d);
     m->decode = NULL;
 }
@@ -793,5 +960,6 @@ void model_free(model *m)
     m->be->free(m->be, m->inv_freq);
     free(m->units);
     free(m->layers);
+    free(m->lora_mods);
     memset(m, 0, sizeof *m);
 }

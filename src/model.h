@@ -38,7 +38,7 @@ typedef struct param_entry {
     int trainable;
     int layer;          /* -1 outside decoder layers */
     linear_id lin;      /* for LoRA tensors */
-    char lora_ab;       /* 'A' or 'B' for LoRA tensors */
+    char lora_ab;       /* 'A' or 'B' for LoRA tensors, 'M' for DoRA's magnitude */
 } param_entry;
 
 typedef struct model_unit {
@@ -62,6 +62,8 @@ typedef struct layer_view {
     float *w[N_LINEARS];
     float *lora_a[N_LINEARS], *lora_b[N_LINEARS];   /* NULL when not targeted */
     float *grad_a[N_LINEARS], *grad_b[N_LINEARS];
+    float *mag[N_LINEARS], *grad_mag[N_LINEARS];    /* DoRA's m [out]; NULL without DoRA */
+    const lora_module *lora;                        /* [N_LINEARS]: r, alpha, scale (r 0: none) */
 } layer_view;
 
 typedef struct layer_acts layer_acts; /* private to model.c */
@@ -70,8 +72,10 @@ typedef struct decode_state decode_state; /* private to model.c */
 typedef struct model {
     llama_config cfg;
     int base_vocab_size;  /* config.json's; cfg.vocab_size differs once resized */
-    lora_config lora;
-    float lora_scale;
+    lora_config lora;     /* r, alpha: the adapter's defaults; target_mask: targeted in some layer */
+    lora_module *lora_mods; /* [n_layers * N_LINEARS]: each linear layer's adapter (PEFT's
+                             * targets, rank_pattern and alpha_pattern resolved) */
+    int lora_r_max;
     backend *be;
     int n_units;
     model_unit *units;   /* [0] embedding, [1..L] layers, [L+1] head */
@@ -117,13 +121,23 @@ int model_saves_embeddings(const model *m);
  * when nf4_linear): for plans, which load nothing. */
 int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, int nf4_linear,
                        backend *be, errbuf *e);
+/* QLoRA, after model_init and before fsdp_init: every layer's linear
+ * weights are stored as the 4-bit format q4 (weight4.h), quantized when
+ * fsdp.c loads them; the storage offsets are laid out again. */
+void model_quantize_linears(model *m, storage_dtype q4);
 void model_free(model *m);
 
 /* Points the layer views at a unit's currently bound buffers. */
 void model_bind_unit(model *m, int ui);
 /* LoRA's initial values for unit ui's whole trainable buffer: A
- * kaiming-uniform (bound 1/sqrt(in)) from a stream of (seed, unit), B zero. */
+ * kaiming-uniform (bound 1/sqrt(in)) from a stream of (seed, unit), B zero
+ * (DoRA's m zero too: see model_dora_init_magnitudes). */
 void model_lora_init_unit(const model *m, int ui, uint64_t seed, float *host_train);
+/* DoRA's initial magnitudes for a bound layer unit whose B is zero (a fresh
+ * adapter): m = ||W + s B A||_row = ||W||_row, PEFT's initialisation,
+ * written into the unit's trainable buffer (on the device).  Nothing for
+ * other units or without DoRA. */
+void model_dora_init_magnitudes(model *m, int ui);
 
 /* Sizes activation buffers for up to batch x seq positions. */
 void model_prepare(model *m, int batch, int seq, int checkpointing);

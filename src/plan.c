@@ -54,7 +54,7 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     if (session_load_accel_config(&acc, c, c->num_processes, e) != 0)
         return -1;
     lora_config lc = {.r = c->lora_r, .alpha = (float)c->lora_alpha, .dropout = (float)c->lora_dropout,
-                      .use_rslora = c->use_rslora};
+                      .use_rslora = c->use_rslora, .use_dora = c->use_dora};
     if (lora_parse_targets(c->lora_target_modules, &lc.target_mask, e) != 0)
         return -1;
     llama_config cfg;

@@ -14,6 +14,7 @@
 #include "checksum.h"
 #include "peft_adapter.h"
 #include "cuda_plugin.h"
+#include "weight4.h"
 
 static backend *create_cpu_backend(void)
 {
@@ -128,6 +129,32 @@ int session_load_accel_config(accel_config *acc, const run_config *c, int world,
     return 0;
 }
 
+/* QLoRA: the layers' linear weights become 4-bit codes in the frozen
+ * buffers (quantized on load by fsdp.c, dequantized to fp32 unit by unit
+ * when a unit is gathered for compute). */
+static int use_4bit(session *s, const run_config *c, errbuf *e)
+{
+    if (strcmp(s->be->name, "cpu") != 0)
+        return err_set(e, "--use_4bit_quantization: not supported yet on --device cuda (the CUDA backend cannot "
+                          "dequantize 4-bit weights yet); use --device cpu");
+    int fp4 = strcmp(c->bnb_4bit_quant_type, "fp4") == 0;
+    size_t before = 0, after = 0;
+    for (int ui = 0; ui < s->m.n_units; ui++)
+        before += s->m.units[ui].n_storage_bytes;
+    model_quantize_linears(&s->m, weight4_dtype(fp4 ? QUANT4_FP4 : QUANT4_NF4, c->use_nested_quant));
+    for (int ui = 0; ui < s->m.n_units; ui++)
+        after += s->m.units[ui].n_storage_bytes;
+    if (s->rank == 0) {
+        log_info("4-bit: linear weights as %s%s, blocks of %d: frozen weights %.3f MiB (%.3f MiB as loaded)",
+                 c->bnb_4bit_quant_type, c->use_nested_quant ? " with nested absmax" : "", WEIGHT4_BLOCKSIZE,
+                 after / 1048576.0, before / 1048576.0);
+        if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0)
+            log_info("note: --bnb_4bit_compute_dtype %s: the CPU backend dequantizes to fp32 and computes in fp32 "
+                     "(%s compute is not supported on the CPU)", c->bnb_4bit_compute_dtype, c->bnb_4bit_compute_dtype);
+    }
+    return 0;
+}
+
 int session_open(session *s, const run_config *c, int want_lora, int vocab_size, int argc, char **argv, errbuf *e)
 {
     memset(s, 0, sizeof *s);
@@ -157,14 +184,20 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
         lc.alpha = (float)c->lora_alpha;
         lc.dropout = (float)c->lora_dropout;
         lc.use_rslora = c->use_rslora;
+        lc.use_dora = c->use_dora;
         if (lora_parse_targets(c->lora_target_modules, &lc.target_mask, e) != 0)
             return -1;
     }
+    if (lc.use_dora && c->use_4bit_quantization)
+        return err_set(e, "%s: use_dora with --use_4bit_quantization (QDoRA) is not supported yet",
+                       c->adapter ? c->adapter : "--use_dora");
     safetensors *adapter = NULL;
     if (c->adapter && !(adapter = peft_adapter_open_weights(c->adapter, e)))
         return -1;
     int rc = -1;
     if (model_init(&s->m, c->model_name_or_path, &lc, vocab_size, adapter, s->be, e) != 0)
+        goto out;
+    if (c->use_4bit_quantization && use_4bit(s, c, e) != 0)
         goto out;
     fsdp_init(&s->f, &s->m, s->be, s->cm, &s->acc);
     if (fsdp_load_frozen(&s->f, c->model_name_or_path, adapter, e) != 0)
@@ -174,6 +207,7 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
     rc = 0;
 out:
     safetensors_close(adapter);
+    lora_config_free(&lc); /* the model resolved its rules */
     if (rc != 0)
         return -1;
     struct rusage ru;

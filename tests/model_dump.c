@@ -98,7 +98,8 @@ int main(int argc, char **argv)
         fsdp_gather_trainable(&s.f, ui, 1, grads[ui]);
         for (int i = 0; i < u->n_params; i++)
             if (u->params[i].trainable)
-                st_writer_add(w, u->params[i].name, ST_F32, 2, u->params[i].shape, grads[ui] + u->params[i].offset);
+                st_writer_add(w, u->params[i].name, ST_F32, u->params[i].n_dims, u->params[i].shape,
+                              grads[ui] + u->params[i].offset);
     }
     if (rank == 0 && st_writer_write(w, c.out, &e) != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);

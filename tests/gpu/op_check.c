@@ -353,6 +353,40 @@ static void check_swiglu_dropout_adamw(void)
     free(gate), free(upv), free(out), free(g), free(gg), free(gu), free(p), free(m), free(v);
 }
 
+/* DoRA's three ops on odd shapes (rows and columns not multiples of a block
+ * or warp); col_dot and scale_cols accumulate into what is there. */
+static void check_dora(void)
+{
+    const int rows = 37, cols = 130, n = 21;
+    float *w = rand_floats((size_t)rows * cols, 1.0f), *m = rand_floats((size_t)rows, 1.0f);
+    float *norm = malloc((size_t)rows * 4), *g = malloc((size_t)rows * 4);
+    cpu->dora_norm(cpu, norm, g, m, w, rows, cols);
+    float *dw = up(w, (size_t)rows * cols * 4), *dm = up(m, (size_t)rows * 4);
+    float *dnorm = poisoned((size_t)rows), *dg = poisoned((size_t)rows);
+    gpu->dora_norm(gpu, dnorm, dg, dm, dw, rows, cols);
+    compare_device("dora_norm", "norm", norm, dnorm, (size_t)rows, 1e-6, 1e-6);
+    compare_device("dora_norm", "g", g, dg, (size_t)rows, 1e-6, 1e-6);
+
+    float *x = rand_floats((size_t)n * rows, 1.0f), *y = rand_floats((size_t)n * rows, 1.0f);
+    float *dx = up(x, (size_t)n * rows * 4), *dy = up(y, (size_t)n * rows * 4);
+    cpu->scale_cols(cpu, y, x, g, -1.0f, n, rows, 1);
+    gpu->scale_cols(gpu, dy, dx, dg, -1.0f, n, rows, 1);
+    compare_device("scale_cols", "accumulated", y, dy, (size_t)n * rows, 1e-6, 1e-6);
+    cpu->scale_cols(cpu, x, x, g, 0.0f, n, rows, 0);
+    gpu->scale_cols(gpu, dx, dx, dg, 0.0f, n, rows, 0);
+    compare_device("scale_cols", "in place", x, dx, (size_t)n * rows, 1e-6, 1e-6);
+
+    float *out = rand_floats((size_t)rows, 1.0f), *dout = up(out, (size_t)rows * 4);
+    cpu->col_dot(cpu, out, x, y, norm, n, rows);
+    gpu->col_dot(gpu, dout, dx, dy, dnorm, n, rows);
+    compare_device("col_dot", "out", out, dout, (size_t)rows, 1e-5, 1e-5);
+
+    void *dev[] = {dw, dm, dnorm, dg, dx, dy, dout};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        gpu->free(gpu, dev[i]);
+    free(w), free(m), free(norm), free(g), free(x), free(y), free(out);
+}
+
 static void check_xent(const char *label)
 {
     const int n = 70, dim = 48, vocab = 300;
@@ -449,6 +483,7 @@ int main(void)
         check_decode(3, 5, 8);
         check_decode(1, 599, 600);
         check_swiglu_dropout_adamw();
+        check_dora();
         check_xent("");
         /* small scratch: attention in blocks of 16 queries, logits in chunks of 3 rows */
         setenv("SHARDTUNE_CUDA_SCRATCH_KIB", "4", 1);

@@ -6,6 +6,7 @@ Writes a tiny random Llama and LoRA adapters for the reference tests:
   OUT_DIR/model/           LlamaForCausalLM.save_pretrained (config.json, model.safetensors)
   OUT_DIR/adapter/         PEFT LoRA r=4, alpha=8, all seven projections
   OUT_DIR/adapter_rslora/  PEFT LoRA r=4, alpha=8, use_rslora, q_proj/v_proj/down_proj only
+  OUT_DIR/adapter_dora/    PEFT DoRA (use_dora) r=4, alpha=8, all seven projections
   OUT_DIR/data.jsonl       12 rows of input_ids (lengths 5..40), some with explicit labels (-100s)
 
 --all writes three such directories in one process (imports cost seconds):
@@ -14,7 +15,9 @@ OUT_DIR/plain (the defaults), OUT_DIR/llama3 (--rope llama3) and OUT_DIR/tied
 
 Everything is seeded, so two calls write the same files.  Both LoRA matrices are
 nonzero (PEFT's default B = 0 would hide every bug in the B path and in the
-gradient of A).  With --rope llama3 the config is written the way the Llama 3.x
+gradient of A); DoRA's magnitude is PEFT's initial ||W||_row times a random
+factor near 1, so it differs from ||W + s B A||_row (a DoRA scale g = 1 would
+hide a wrong g).  With --rope llama3 the config is written the way the Llama 3.x
 checkpoints on the Hub spell it (top-level rope_theta + rope_scaling), with
 original_max_position_embeddings 16 so the scaling changes short positions too;
 otherwise transformers 5 writes its own form (rope_parameters).
@@ -67,16 +70,18 @@ def legacy_rope_config(path):
         f.write("\n")
 
 
-def make_adapter(model, out, targets, use_rslora, seed):
+def make_adapter(model, out, targets, use_rslora, seed, use_dora=False):
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0,
                      bias="none", task_type="CAUSAL_LM", use_rslora=use_rslora,
-                     init_lora_weights=True)
+                     init_lora_weights=True, use_dora=use_dora)
     pm = get_peft_model(model, cfg)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in pm.named_parameters():
             if "lora_A" in name or "lora_B" in name:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif "lora_magnitude_vector" in name:
+                p.mul_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
     pm.save_pretrained(out)
     return pm.unload()  # the plain base model again, for the next adapter
 
@@ -125,8 +130,9 @@ def write(args):
         legacy_rope_config(os.path.join(mdir, "config.json"))
 
     model = make_adapter(model, os.path.join(args.out_dir, "adapter"), ALL_TARGETS, False, 11)
-    make_adapter(model, os.path.join(args.out_dir, "adapter_rslora"),
-                 ["q_proj", "v_proj", "down_proj"], True, 12)
+    model = make_adapter(model, os.path.join(args.out_dir, "adapter_rslora"),
+                         ["q_proj", "v_proj", "down_proj"], True, 12)
+    make_adapter(model, os.path.join(args.out_dir, "adapter_dora"), ALL_TARGETS, False, 13, use_dora=True)
     make_data(os.path.join(args.out_dir, "data.jsonl"))
 
 

@@ -72,11 +72,14 @@ def load_peft_model(model_dir, adapter_dir, trainable=True, dtype=torch.float32)
 
 
 def lora_params(model):
-    """[(saved key, parameter)] in a fixed order; the key as in adapter_model.safetensors."""
+    """[(saved key, parameter)] in a fixed order; the key as in adapter_model.safetensors
+    (DoRA's ...lora_magnitude_vector.default.weight is saved as ...lora_magnitude_vector)."""
     out = []
     for name, p in model.named_parameters():
         if "lora_A" in name or "lora_B" in name:
             out.append((name.replace(".default.", "."), p))
+        elif "lora_magnitude_vector" in name:
+            out.append((name.replace(".default.weight", ""), p))
     return out
 
 
@@ -145,7 +148,10 @@ class ShardtuneDropout(torch.nn.Module):
 
 def install_shardtune_dropout(model, p):
     """Replaces every LoRA layer's dropout; returns the state whose "key" the
-    caller sets per micro-batch (micro_batch_key)."""
+    caller sets per micro-batch (micro_batch_key).  Puts the model in training
+    mode: PEFT's DoRA layers use their dropout (and recompute the base output
+    on the dropped input) only then; nothing else in a Llama depends on it
+    (attention_dropout is 0)."""
     state = {"key": None, "masks_applied": 0}
     n = 0
     for name, module in model.named_modules():
@@ -156,6 +162,7 @@ def install_shardtune_dropout(model, p):
             n += 1
     if n == 0:
         raise SystemExit("install_shardtune_dropout: no LoRA layer found")
+    model.train()
     return state
 
 

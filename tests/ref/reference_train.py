@@ -21,6 +21,11 @@ training spec of shardtune:
                k of the epoch in step g (from 0) draws under the key of
                reference_common.micro_batch_key(seed, g, k)
 
+--use_4bit_quantization True (--bnb_4bit_quant_type nf4|fp4 --use_nested_quant
+True|False, compute dtype float32 only): the base is loaded 4-bit by
+transformers + bitsandbytes (qlora_common.load_qlora_peft_model), the QLoRA
+oracle.
+
 Writes OUT/metrics.jsonl (step, epoch, loss, learning_rate, grad_norm, plus
 clip_coef and num_targets) and the final adapter in OUT (PEFT save_pretrained).
 --runs FILE: one run per line of FILE (its flags, shell-quoted), all in one
@@ -99,6 +104,12 @@ def parse_args(argv):
     ap.add_argument("--require_clipping", action="store_true")
     ap.add_argument("--float64", action="store_true",
                     help="run in float64: how far a correct float32 run may drift")
+    # QLoRA: the base loaded 4-bit by transformers + bitsandbytes (qlora_common.py)
+    ap.add_argument("--use_4bit_quantization", type=str2bool, default=False)
+    ap.add_argument("--bnb_4bit_quant_type", choices=["nf4", "fp4"], default="nf4")
+    ap.add_argument("--use_nested_quant", type=str2bool, default=False)
+    ap.add_argument("--bnb_4bit_compute_dtype", choices=["float32"], default="float32")
+    ap.add_argument("--bnb_4bit_quant_storage_dtype", default="uint8")
     # accepted so that the same flag list drives both programs; no effect here
     ap.add_argument("--logging_steps", type=int, default=1)
     ap.add_argument("--use_peft_lora", type=str2bool, default=True)
@@ -117,8 +128,13 @@ def main(argv):
     total = a.max_steps if a.max_steps > 0 else math.ceil(a.num_train_epochs * steps_per_epoch)
     warmup = a.warmup_steps if a.warmup_steps > 0 else math.ceil(a.warmup_ratio * total)
 
-    model = load_peft_model(a.model_name_or_path, a.adapter,
-                            dtype=torch.float64 if a.float64 else torch.float32)
+    if a.use_4bit_quantization:
+        from qlora_common import load_qlora_peft_model
+        model = load_qlora_peft_model(a.model_name_or_path, a.adapter, a.bnb_4bit_quant_type,
+                                      a.use_nested_quant)
+    else:
+        model = load_peft_model(a.model_name_or_path, a.adapter,
+                                dtype=torch.float64 if a.float64 else torch.float32)
     p_drop = adapter_dropout(a.adapter)
     dropout = install_shardtune_dropout(model, p_drop) if p_drop > 0 else None
     pad_id = pad_id_of(model.config)
