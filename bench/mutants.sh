@@ -114,7 +114,7 @@ for id in "${ids[@]}"; do
         elif ! grep -qxF "$t PASS" "$work/baseline"; then verdicts+=("$t: $(awk -v t="$t" '$1 == t {print $2}' "$work/baseline") unmutated")
         else runnable+=("$t"); fi
     done
-    result= how=
+    result='' how=''
     if [ ${#runnable[@]} = 0 ]; then
         case "${verdicts[*]}" in *"not a test"*) result=LIST-ERROR ;; *) result=BASELINE ;; esac
     else
