@@ -7,7 +7,7 @@ on the CPU in float32 (the default) or on a CUDA device in bfloat16.
     python bench/hf_lora_train.py --model M --data D.jsonl --steps N [--warmup 2]
         [--batch 4] [--seq 256] [--lora_r 8] [--lora_alpha 16] [--threads T]
         [--device cpu|cuda] [--dtype float32|bfloat16] [--autocast]
-        [--gradient_checkpointing] [--adapter DIR] [--seed 1] [--json]
+        [--gradient_checkpointing] [--adapter DIR] [--seed 1] [--load_in_4bit] [--json]
 
 A plain loop (forward, backward, clip to 1.0, AdamW step, zero_grad) with the
 same settings as the shardtune command in cpu_lora_step.sh (lr 1e-4 constant,
@@ -26,6 +26,18 @@ rewrite of src/data.c's sampler, not shardtune's code).  Same adapter: with
 r, alpha, dropout and weights are the ones shardtune --adapter DIR starts from
 (--lora_r and --lora_alpha are then unused); without it, get_peft_model with
 PEFT's default init (B = 0) and dropout 0.
+
+--load_in_4bit (bench/cpu_qlora_step.sh): QLoRA as a user sets it up,
+BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32) on the
+CPU: the seven linear weights of every layer become bitsandbytes Linear4bit
+(nf4, nested absmax, blocks of 64), dequantized per product in float32 (the
+compute dtype that matches shardtune's fp32 CPU backend); norms, embeddings and
+lm_head stay in --dtype.  Training mode throughout, so bitsandbytes'
+AVX512-BF16 repacking (an eval/no_grad path) is not reached and
+support_avx512bf16_for_cpu is left as bitsandbytes sets it.  No
+prepare_model_for_kbit_training: on an fp32 model it only casts what is
+already fp32 and turns on checkpointing, which --gradient_checkpointing does.
 
 Each step is timed on its own (time.perf_counter around the whole step; on
 cuda after torch.cuda.synchronize() at both ends); tokens/s is the median of
@@ -125,6 +137,8 @@ def main():
     ap.add_argument("--gradient_checkpointing", action="store_true")
     ap.add_argument("--adapter", help="PEFT adapter to start from (shardtune --adapter DIR)")
     ap.add_argument("--seed", type=int, default=1, help="data order, as shardtune --seed (and torch's seed)")
+    ap.add_argument("--load_in_4bit", action="store_true",
+                    help="QLoRA: bitsandbytes nf4 with nested absmax, compute dtype float32")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -145,9 +159,16 @@ def main():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
     from reference_train import epoch_permutation
 
-    model = LlamaForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="sdpa")
+    quant = {}
+    if a.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+        quant = dict(quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.float32), device_map=a.device)
+    model = LlamaForCausalLM.from_pretrained(a.model, dtype=dtype, attn_implementation="sdpa", **quant)
     n_params = sum(p.numel() for p in model.parameters())
-    model.to(a.device)
+    if not a.load_in_4bit:  # a quantized model is placed by device_map
+        model.to(a.device)
     model.config.use_cache = False
     if a.gradient_checkpointing:
         # what TrainingArguments(gradient_checkpointing=True) does for a PEFT model
@@ -220,6 +241,7 @@ def main():
         "tool": "hf",
         "device": a.device,
         "dtype": a.dtype,
+        "quant": "nf4-nested" if a.load_in_4bit else None,
         "autocast": a.autocast,
         "gradient_checkpointing": a.gradient_checkpointing,
         "tokens_per_second": statistics.median(tps),

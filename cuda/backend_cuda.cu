@@ -244,6 +244,7 @@ static void cuda_destroy(backend *be)
     cuda_impl *im = impl_of(be);
     for (int s = 0; s < SCRATCH_N; s++)
         cuda_free(be, im->scratch[s]);
+    cuda_free(be, im->quant4_tables);
     release_cache(im);
     cublasDestroy(im->blas);
     cudaStreamDestroy(im->stream);

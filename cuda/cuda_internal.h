@@ -54,6 +54,7 @@ struct cuda_impl {
     size_t reserved_bytes; // all that cudaMalloc holds (its peak: backend.allocator_peak_bytes)
     void *scratch[SCRATCH_N];
     size_t scratch_bytes[SCRATCH_N];
+    float *quant4_tables; // the 4-bit and 8-bit code values (dequant4_cuda.cu), made on first use
 };
 
 static inline cuda_impl *impl_of(backend *be) { return static_cast<cuda_impl *>(be->impl); }
@@ -79,6 +80,10 @@ static inline unsigned cuda_grid_for(size_t n, unsigned threads)
     size_t blocks = (n + threads - 1) / threads;
     return blocks > 65535u * 16u ? 65535u * 16u : (blocks ? (unsigned)blocks : 1u);
 }
+
+// The loop of a grid-stride kernel: i over [0, n), whatever the grid.
+#define GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 // kernel<<<grid, block, 0, stream>>>(args...), then a check of the launch.
 // A macro, so that the CPU emulation of CUDA (tests/cuda_emu) can run the
@@ -144,6 +149,10 @@ __device__ inline float block_max(float v)
 void cuda_install_elementwise(backend *be); // elementwise_cuda.cu
 void cuda_install_attention(backend *be);   // attention_cuda.cu
 void cuda_install_xent(backend *be);        // xent_cuda.cu
+
+// to_f32 of a whole 4-bit tensor (src/weight4.h's layout: codes, then block
+// state) into fp32, bit for bit as the CPU (dequant4_cuda.cu).
+void cuda_dequant4(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems);
 
 // Fused (flash) attention on the tensor cores, flash_attention_cuda.cu:
 // used under bf16 compute for head_dim a multiple of 16 up to 128, unless

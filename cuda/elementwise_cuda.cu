@@ -16,9 +16,6 @@ extern "C" {
 
 enum { THREADS = 256 };
 
-#define GRID_STRIDE(i, n) \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
-
 static cudaStream_t stream_of(backend *be) { return impl_of(be)->stream; }
 
 // ---- widening stored values to fp32 ----
@@ -52,10 +49,12 @@ __global__ void k_to_f32(float *out, const unsigned char *in, int dt, int width,
 
 static void cuda_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
 {
-    if (dt != DT_F32 && dt != DT_BF16 && dt != DT_F16) /* session.c refuses 4-bit runs on CUDA first */
-        die(EXIT_FAILURE_RUN, "cuda backend: 4-bit weights cannot be computed with yet");
     if (n_elems == 0)
         return;
+    if (dt != DT_F32 && dt != DT_BF16 && dt != DT_F16) { /* 4-bit: a whole tensor, codes then block state */
+        cuda_dequant4(be, out, in, dt, n_elems);
+        return;
+    }
     int width = (int)storage_bytes(dt, 1);
     int aligned = (uintptr_t)in % (uintptr_t)width == 0;
     CUDA_LAUNCH(k_to_f32, cuda_grid_for(n_elems, THREADS), THREADS, stream_of(be), out, (const unsigned char *)in,

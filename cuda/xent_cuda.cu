@@ -2,8 +2,10 @@
 // rows, so that only a chunk of logits ever exists (unless the caller asks
 // for all of them): logits = h W^T (cuBLAS), one block per row for the
 // max, the log-sum-exp, the loss and the gradient softmax - onehot (scaled),
-// then dh = grad W (cuBLAS).  Row losses are summed on the host in row
-// order, as on the CPU.
+// then dh = grad W (cuBLAS) and, for a trained lm_head (modules_to_save),
+// dW += grad^T h chunk after chunk.  Row losses are summed on the host in
+// row order, as on the CPU.  Also the trained embedding's gradient, the
+// other vocabulary-sized op.
 #include "cuda_internal.h"
 
 #include <cmath>
@@ -55,8 +57,8 @@ __global__ void k_xent_rows(double *row_loss, float *grad, const float *logits, 
         grow[c] = expf(row[c] - mx) * g - (c == t ? grad_scale : 0.0f);
 }
 
-static double cuda_lm_head_xent(backend *be, float *dh, float *logits, const float *h, const float *w,
-                                const int32_t *targets, int n, int dim, int vocab, float grad_scale)
+static double cuda_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logits, const float *h, const float *w,
+                                   const int32_t *targets, int n, int dim, int vocab, float grad_scale)
 {
     if (n <= 0)
         return 0.0;
@@ -75,6 +77,9 @@ static double cuda_lm_head_xent(backend *be, float *dh, float *logits, const flo
         if (dh)
             cuda_gemm(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, 0, w, dim, 0, 0.0f, dh + (size_t)r0 * dim, dim, 0,
                       1);
+        if (dh && dw)
+            cuda_gemm(be, 1, 0, vocab, dim, rows, 1.0f, grad, vocab, 0, h + (size_t)r0 * dim, dim, 0, 1.0f, dw, dim, 0,
+                      1);
     }
     std::vector<double> host((size_t)n);
     be->copy_to_host(be, host.data(), row_loss, (size_t)n * sizeof(double));
@@ -84,4 +89,36 @@ static double cuda_lm_head_xent(backend *be, float *dh, float *logits, const flo
     return total;
 }
 
-void cuda_install_xent(backend *be) { be->lm_head_xent = cuda_lm_head_xent; }
+static double cuda_lm_head_xent(backend *be, float *dh, float *logits, const float *h, const float *w,
+                                const int32_t *targets, int n, int dim, int vocab, float grad_scale)
+{
+    return cuda_lm_head_xent_dw(be, dh, nullptr, logits, h, w, targets, n, dim, vocab, grad_scale);
+}
+
+// One thread per column, positions in order: the sums of the CPU backend,
+// with no atomics (a token repeated in the batch hits one row many times).
+__global__ void k_embedding_bwd(float *dtable, const int32_t *ids, const float *dout, int n, int dim, int padding_idx)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= dim)
+        return;
+    for (int i = 0; i < n; i++)
+        if (ids[i] != padding_idx)
+            dtable[(size_t)ids[i] * dim + j] += dout[(size_t)i * dim + j];
+}
+
+static void cuda_embedding_bwd(backend *be, float *dtable, const int32_t *ids, const float *dout, int n, int dim,
+                               int padding_idx)
+{
+    if (n <= 0)
+        return;
+    CUDA_LAUNCH(k_embedding_bwd, (dim + THREADS - 1) / THREADS, THREADS, impl_of(be)->stream, dtable, ids, dout, n,
+                dim, padding_idx);
+}
+
+void cuda_install_xent(backend *be)
+{
+    be->lm_head_xent = cuda_lm_head_xent;
+    be->lm_head_xent_dw = cuda_lm_head_xent_dw;
+    be->embedding_bwd = cuda_embedding_bwd;
+}

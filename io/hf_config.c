@@ -155,6 +155,35 @@ static int config_check(const llama_config *cfg, const char *file, errbuf *e)
     return 0;
 }
 
+/* quantization_config: bitsandbytes 4-bit is read; any other method
+ * (8-bit, GPTQ, AWQ, ...) stores weights shardtune cannot read. */
+static int quantization_parse(json_t *q, const char *file, llama_config *cfg, errbuf *e)
+{
+    if (!json_is_object(q))
+        return err_set(e, "%s: \"quantization_config\" must be an object", file);
+    json_t *method = get(q, "quant_method");
+    const char *name = json_is_string(method) ? json_string_value(method) : "?";
+    if (method && strcmp(name, "bitsandbytes") != 0)
+        return err_set(e, "%s: \"quantization_config\": quant_method '%s' is not supported (only bitsandbytes "
+                          "4-bit checkpoints are)", file, name);
+    if (json_is_true(get(q, "load_in_8bit")))
+        return err_set(e, "%s: \"quantization_config\": load_in_8bit checkpoints are not supported (only 4-bit)",
+                       file);
+    if (!json_is_true(get(q, "load_in_4bit")))
+        return err_set(e, "%s: \"quantization_config\": expected load_in_4bit true (a bitsandbytes 4-bit "
+                          "checkpoint)", file);
+    json_t *type = get(q, "bnb_4bit_quant_type"), *nested = get(q, "bnb_4bit_use_double_quant");
+    const char *t = type ? (json_is_string(type) ? json_string_value(type) : "?") : "fp4"; /* bitsandbytes' default */
+    if (strcmp(t, "nf4") != 0 && strcmp(t, "fp4") != 0)
+        return err_set(e, "%s: \"quantization_config.bnb_4bit_quant_type\" '%s' is not one of nf4, fp4", file, t);
+    if (nested && !json_is_boolean(nested))
+        return err_set(e, "%s: \"quantization_config.bnb_4bit_use_double_quant\" must be true or false", file);
+    cfg->bnb_4bit = 1;
+    strcpy(cfg->bnb_4bit_quant_type, t);
+    cfg->bnb_4bit_nested = json_is_true(nested);
+    return 0;
+}
+
 static int config_parse(json_t *root, const char *file, llama_config *cfg, errbuf *e)
 {
     if (!json_is_object(root))
@@ -213,6 +242,9 @@ static int config_parse(json_t *root, const char *file, llama_config *cfg, errbu
         if (rope_parse(scaling, file, "rope_scaling", cfg, e) != 0)
             return -1;
     }
+    json_t *quant = get(root, "quantization_config");
+    if (quant && quantization_parse(quant, file, cfg, e) != 0)
+        return -1;
     return config_check(cfg, file, e);
 }
 

@@ -26,6 +26,12 @@ typedef struct llama_config {
     float rope_high_freq_factor;
     int rope_original_max_position_embeddings;
     char torch_dtype[16]; /* "float32", "bfloat16", ... or "" */
+    /* quantization_config of a checkpoint transformers saved with
+     * bitsandbytes 4-bit weights (a "*-bnb-4bit" model): its linear
+     * weights are stored as codes + block state (src/weight4_bnb.h) */
+    int bnb_4bit;              /* load_in_4bit */
+    char bnb_4bit_quant_type[8]; /* "nf4" or "fp4" */
+    int bnb_4bit_nested;       /* bnb_4bit_use_double_quant */
 } llama_config;
 
 /* Reads DIR/config.json or a config.json path.  Rejects what shardtune

@@ -38,41 +38,63 @@ static int read_name_set(json_t *v, const char *key, const char *path, lora_name
     return 0;
 }
 
+/* PEFT's "one value or a list of them" fields: v itself as a list of one,
+ * a list, or an error naming key; each item must pass is_item (an error
+ * naming key[i] and what it must be). *n_out: the count. */
+static int read_one_or_list(json_t *v, const char *key, const char *what, int (*is_item)(const json_t *),
+                            const char *path, size_t *n_out, json_t ***items, errbuf *e)
+{
+    json_t *one = is_item(v) ? v : NULL;
+    if (!one && !json_is_array(v))
+        return err_set(e, "%s: %s must be %s or a list of them", path, key, what);
+    size_t n = one ? 1 : json_array_size(v);
+    *items = xcalloc(n + 1, sizeof **items);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = one ? one : json_array_get(v, i);
+        if (!is_item(it)) {
+            free(*items);
+            *items = NULL;
+            return err_set(e, "%s: %s[%zu] is not %s", path, key, i, what);
+        }
+        (*items)[i] = it;
+    }
+    *n_out = n;
+    return 0;
+}
+
+static int is_json_integer(const json_t *v) { return json_is_integer(v); }
+static int is_json_string(const json_t *v) { return json_is_string(v); }
+
 /* layers_to_transform: an index or a list of them (null or []: every layer). */
 static int read_layers(json_t *v, const char *path, lora_rules *ru, errbuf *e)
 {
     if (!v || json_is_null(v))
         return 0;
-    json_t *one = json_is_integer(v) ? v : NULL;
-    if (!one && !json_is_array(v))
-        return err_set(e, "%s: layers_to_transform must be a layer index or a list of them", path);
-    size_t n = one ? 1 : json_array_size(v);
+    json_t **items;
+    size_t n;
+    if (read_one_or_list(v, "layers_to_transform", "a layer index", is_json_integer, path, &n, &items, e) != 0)
+        return -1;
     ru->layers = xcalloc(n + 1, sizeof *ru->layers);
-    for (size_t i = 0; i < n; i++) {
-        json_t *it = one ? one : json_array_get(v, i);
-        if (!json_is_integer(it))
-            return err_set(e, "%s: layers_to_transform[%zu] is not a layer index", path, i);
-        ru->layers[ru->n_layers++] = (int)json_integer_value(it);
-    }
+    for (size_t i = 0; i < n; i++)
+        ru->layers[ru->n_layers++] = (int)json_integer_value(items[i]);
+    free(items);
     return 0;
 }
 
-/* layers_pattern: a name or a list of them (null or "": the default). */
-static int read_layers_pattern(json_t *v, const char *path, lora_rules *ru, errbuf *e)
+/* A list of names (layers_pattern, modules_to_save): a string or a list of
+ * strings (null or "": none). */
+static int read_names(json_t *v, const char *key, const char *path, char ***names, size_t *n_names, errbuf *e)
 {
     if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
         return 0;
-    json_t *one = json_is_string(v) ? v : NULL;
-    if (!one && !json_is_array(v))
-        return err_set(e, "%s: layers_pattern must be a string or a list of strings", path);
-    size_t n = one ? 1 : json_array_size(v);
-    ru->layers_pattern = xcalloc(n + 1, sizeof *ru->layers_pattern);
-    for (size_t i = 0; i < n; i++) {
-        json_t *it = one ? one : json_array_get(v, i);
-        if (!json_is_string(it))
-            return err_set(e, "%s: layers_pattern[%zu] is not a string", path, i);
-        ru->layers_pattern[ru->n_layers_pattern++] = xstrdup(json_string_value(it));
-    }
+    json_t **items;
+    size_t n;
+    if (read_one_or_list(v, key, "a string", is_json_string, path, &n, &items, e) != 0)
+        return -1;
+    *names = xcalloc(n + 1, sizeof **names);
+    for (size_t i = 0; i < n; i++)
+        (*names)[(*n_names)++] = xstrdup(json_string_value(items[i]));
+    free(items);
     return 0;
 }
 
@@ -113,7 +135,8 @@ static int read_rules(json_t *root, const char *path, lora_rules *ru, errbuf *e)
         return err_set(e, "%s: target_modules missing", path);
     if (read_name_set(tm, "target_modules", path, &ru->targets, e) != 0 ||
         read_name_set(json_object_get(root, "exclude_modules"), "exclude_modules", path, &ru->exclude, e) != 0 ||
-        read_layers(layers, path, ru, e) != 0 || read_layers_pattern(pattern, path, ru, e) != 0 ||
+        read_layers(layers, path, ru, e) != 0 ||
+        read_names(pattern, "layers_pattern", path, &ru->layers_pattern, &ru->n_layers_pattern, e) != 0 ||
         read_patterns(json_object_get(root, "rank_pattern"), "rank_pattern", 1, path, &ru->rank_pattern,
                       &ru->n_rank_pattern, e) != 0 ||
         read_patterns(json_object_get(root, "alpha_pattern"), "alpha_pattern", 0, path, &ru->alpha_pattern,
@@ -170,10 +193,16 @@ int peft_adapter_read_config(const char *dir, lora_config *lc, errbuf *e)
         err_set(e, "%s: bias \"%s\" is not supported (only \"none\")", path, json_string_value(bias));
         goto out;
     }
-    const char *refused[] = {"modules_to_save", "fan_in_fan_out", "layer_replication", "target_parameters"};
+    const char *refused[] = {"fan_in_fan_out", "layer_replication", "target_parameters"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (refuse_if_set(root, refused[i], path, e) != 0)
             goto out;
+    size_t n_source = strlen(path) + sizeof ": modules_to_save"; /* resolved by model_init (lora_resolve_saved) */
+    lc->save_source = xmalloc(n_source);
+    snprintf(lc->save_source, n_source, "%s: modules_to_save", path);
+    if (read_names(json_object_get(root, "modules_to_save"), "modules_to_save", path, &lc->save_names,
+                   &lc->n_save_names, e) != 0)
+        goto out;
     lc->rules = xcalloc(1, sizeof *lc->rules); /* target_mask: once resolved (lora_resolve) */
     if (read_rules(root, path, lc->rules, e) != 0)
         goto out;
@@ -293,7 +322,14 @@ static int write_config(const model *m, const char *dir, const char *base, errbu
     json_object_set_new(root, "layers_to_transform", json_null());
     json_object_set_new(root, "lora_alpha", json_real(m->lora.alpha));
     json_object_set_new(root, "lora_dropout", json_real(m->lora.dropout));
-    json_object_set_new(root, "modules_to_save", json_null());
+    json_t *saved = json_array(); /* PEFT's own names for the wrapped modules */
+    if (m->lora.save_mask & LORA_SAVE_EMBED)
+        json_array_append_new(saved, json_string("embed_tokens"));
+    if (m->lora.save_mask & LORA_SAVE_LM_HEAD)
+        json_array_append_new(saved, json_string("lm_head"));
+    json_object_set_new(root, "modules_to_save", json_array_size(saved) ? saved : json_null());
+    if (!json_array_size(saved))
+        json_decref(saved);
     json_object_set_new(root, "peft_type", json_string("LORA"));
     json_object_set_new(root, "r", json_integer(m->lora.r));
     json_object_set_new(root, "revision", json_null());

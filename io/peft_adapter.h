@@ -3,7 +3,8 @@
  * adapter_config.json + adapter_model.safetensors, with PEFT's key names
  * (base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight, ...),
  * shapes [r, in] and [out, r], DoRA's ...q_proj.lora_magnitude_vector [out],
- * metadata {"format": "pt"}: what
+ * modules_to_save's copies as base_model.model.lm_head.weight and
+ * base_model.model.model.embed_tokens.weight, metadata {"format": "pt"}: what
  * PeftModel.from_pretrained loads and what get_peft_model().save_pretrained
  * writes. */
 #ifndef SHARDTUNE_PEFT_ADAPTER_H
@@ -18,8 +19,9 @@
  * use_rslora, use_dora) and lc->rules: target_modules, exclude_modules,
  * layers_to_transform, layers_pattern, rank_pattern, alpha_pattern as PEFT
  * wrote them, which model_init resolves against the model's layers
- * (lora_resolve); lora_config_free lc after model_init.  Refuses what
- * shardtune cannot honour yet (bias other than "none", modules_to_save ...). */
+ * (lora_resolve); modules_to_save into lc->save_names (lora_resolve_saved);
+ * lora_config_free lc after model_init.  Refuses what shardtune cannot
+ * honour yet (bias other than "none", fan_in_fan_out ...). */
 int peft_adapter_read_config(const char *dir, lora_config *lc, errbuf *e);
 /* Opens DIR/adapter_model.safetensors (validated); safetensors_close it. */
 safetensors *peft_adapter_open_weights(const char *dir, errbuf *e);

@@ -122,6 +122,15 @@ struct backend {
      * are written there too (evaluation and tests). */
     double (*lm_head_xent)(backend *be, float *dh, float *logits, const float *h, const float *w,
                            const int32_t *targets, int n, int dim, int vocab, float grad_scale);
+    /* PEFT's modules_to_save (model.c), NULL on a backend that cannot train
+     * whole modules yet.  lm_head_xent_dw: lm_head_xent that also
+     * ACCUMULATES dw [vocab, dim] += grad_scale * d(sum)/dw.  embedding_bwd:
+     * dtable[ids[i],:] += dout[i,:] in position order, except rows of
+     * padding_idx (-1: none), whose gradient torch's nn.Embedding leaves 0. */
+    double (*lm_head_xent_dw)(backend *be, float *dh, float *dw, float *logits, const float *h, const float *w,
+                              const int32_t *targets, int n, int dim, int vocab, float grad_scale);
+    void (*embedding_bwd)(backend *be, float *dtable, const int32_t *ids, const float *dout, int n, int dim,
+                          int padding_idx);
     /* DoRA (model.c).  dora_norm: norm[i] = ||w[i,:]||_2 over the rows of w
      * [rows, cols] and, when g is not NULL, g[i] = m[i] / norm[i] (the
      * magnitude over the norm).  scale_cols: y (= or += as accumulate)
@@ -143,8 +152,14 @@ void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat, int on
 void backend_account_free(backend *be, size_t n_bytes, mem_category cat, int on_host);
 
 backend *backend_cpu_create(int n_threads);
-/* Computes nothing, counts allocations: for `shardtune plan`. */
+/* Computes nothing, counts allocations: for `shardtune plan`.  _cuda: the
+ * CUDA backend's layout (backend_cuda_create with the same bf16): its
+ * activation_dtype and the scratch its ops keep (see backend_null.c). */
 backend *backend_null_create(void);
+backend *backend_null_create_cuda(int bf16);
+/* 1 when p is a live device allocation of the counting backend be, 0 for
+ * its host allocations and any other memory (staging, as NCCL decides it). */
+int backend_null_on_device(backend *be, const void *p);
 
 /* Times every op of inner, waiting for each (SHARDTUNE_PROFILE=1; see
  * backend_profile.c).  The wrapper owns inner. */

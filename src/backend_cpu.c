@@ -167,6 +167,17 @@ static void cpu_embedding_fwd(backend *be, float *out, const int32_t *ids, const
         memcpy(out + (size_t)i * dim, table + (size_t)ids[i] * dim, (size_t)dim * sizeof(float));
 }
 
+/* Columns in parallel, positions in order: the same sums at any thread count. */
+static void cpu_embedding_bwd(backend *be, float *dtable, const int32_t *ids, const float *dout, int n, int dim,
+                              int padding_idx)
+{
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < dim; j++)
+        for (int i = 0; i < n; i++)
+            if (ids[i] != padding_idx)
+                dtable[(size_t)ids[i] * dim + j] += dout[(size_t)i * dim + j];
+}
+
 static void cpu_rmsnorm_fwd(backend *be, float *out, float *rstd, const float *x, const float *w, int n,
                             int dim, float eps)
 {
@@ -498,8 +509,8 @@ static void cpu_col_dot(backend *be, float *out, const float *a, const float *b,
 
 enum { XENT_CHUNK_ROWS = 64 };
 
-static double cpu_lm_head_xent(backend *be, float *dh, float *logits, const float *h, const float *w,
-                               const int32_t *targets, int n, int dim, int vocab, float grad_scale)
+static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logits, const float *h, const float *w,
+                                  const int32_t *targets, int n, int dim, int vocab, float grad_scale)
 {
     double total = 0.0;
     float *chunk = logits ? NULL : xmalloc((size_t)XENT_CHUNK_ROWS * vocab * sizeof(float));
@@ -552,12 +563,20 @@ static double cpu_lm_head_xent(backend *be, float *dh, float *logits, const floa
         }
         if (dh)
             cpu_matmul(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, w, dim, 0.0f, dh + (size_t)r0 * dim, dim);
+        if (dh && dw) /* dw += grad^T h, chunk after chunk: the same order at any thread count */
+            cpu_matmul(be, 1, 0, vocab, dim, rows, 1.0f, grad, vocab, h + (size_t)r0 * dim, dim, 1.0f, dw, dim);
         free(scratch);
         for (int r = 0; r < rows; r++) /* in order: reproducible */
             total += row_loss[r];
     }
     free(chunk);
     return total;
+}
+
+static double cpu_lm_head_xent(backend *be, float *dh, float *logits, const float *h, const float *w,
+                               const int32_t *targets, int n, int dim, int vocab, float grad_scale)
+{
+    return cpu_lm_head_xent_dw(be, dh, NULL, logits, h, w, targets, n, dim, vocab, grad_scale);
 }
 
 static void cpu_adamw(backend *be, float *param, const float *grad, float *m, float *v, size_t n_elems,
@@ -613,6 +632,8 @@ backend *backend_cpu_create(int n_threads)
     be->scale_cols = cpu_scale_cols;
     be->col_dot = cpu_col_dot;
     be->lm_head_xent = cpu_lm_head_xent;
+    be->lm_head_xent_dw = cpu_lm_head_xent_dw;
+    be->embedding_bwd = cpu_embedding_bwd;
     be->adamw = cpu_adamw;
     be->destroy = cpu_destroy;
     (void)n_threads;

@@ -17,14 +17,15 @@
 enum {
     OP_MATMUL, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD,
     OP_RMSNORM_BWD, OP_ROPE, OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
-    OP_DORA_NORM, OP_SCALE_COLS, OP_COL_DOT, OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, N_OPS
+    OP_DORA_NORM, OP_SCALE_COLS, OP_COL_DOT, OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, OP_LM_HEAD_XENT_DW, OP_EMBEDDING_BWD,
+    N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
     "matmul", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd",
     "rmsnorm_bwd", "rope", "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout",
     "dora_norm", "scale_cols", "col_dot", "lm_head_xent",
-    "adamw", "copy (device)",
+    "adamw", "copy (device)", "lm_head_xent_dw", "embedding_bwd",
 };
 
 typedef struct profile {
@@ -180,6 +181,19 @@ static double p_lm_head_xent(backend *be, float *dh, float *logits, const float 
     return r;
 }
 
+static double p_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logits, const float *h, const float *w,
+                                const int32_t *targets, int n, int dim, int vocab, float grad_scale)
+{
+    double r = 0.0;
+    TIMED(OP_LM_HEAD_XENT_DW, r = in->lm_head_xent_dw(in, dh, dw, logits, h, w, targets, n, dim, vocab, grad_scale));
+    return r;
+}
+
+static void p_embedding_bwd(backend *be, float *dt, const int32_t *ids, const float *dout, int n, int dim, int pad)
+{
+    TIMED(OP_EMBEDDING_BWD, in->embedding_bwd(in, dt, ids, dout, n, dim, pad));
+}
+
 static void p_dora_norm(backend *be, float *norm, float *g, const float *m, const float *w, int rows, int cols)
 {
     TIMED(OP_DORA_NORM, in->dora_norm(in, norm, g, m, w, rows, cols));
@@ -227,6 +241,8 @@ backend *backend_profile_wrap(backend *in)
     be->attention_decode = p_attention_decode, be->swiglu_fwd = p_swiglu_fwd, be->swiglu_bwd = p_swiglu_bwd;
     be->dora_norm = p_dora_norm, be->scale_cols = p_scale_cols, be->col_dot = p_col_dot;
     be->dropout = p_dropout, be->lm_head_xent = p_lm_head_xent, be->adamw = p_adamw, be->destroy = p_destroy;
+    be->lm_head_xent_dw = in->lm_head_xent_dw ? p_lm_head_xent_dw : NULL; /* NULL: not supported by inner */
+    be->embedding_bwd = in->embedding_bwd ? p_embedding_bwd : NULL;
     mirror(be);
     return be;
 }

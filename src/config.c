@@ -65,8 +65,8 @@ static const flag_def flags[] = {
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
     {"seed", F_INT, OFF(seed), "42", MODEL_CMDS, "seed of data order, LoRA init and dropout"},
-    {"device", F_STRING, OFF(device), NULL, MODEL_CMDS & ~(unsigned)CMD_PLAN, "cpu, cuda, or auto: cuda when built with it and a GPU answers (default: $SHARDTUNE_DEVICE, else auto)"},
-    {"bf16", F_BOOL, OFF(bf16), "False", MODEL_CMDS & ~(unsigned)CMD_PLAN, "bf16 matrix products with fp32 accumulation on the GPU (as mixed_precision: bf16); the CPU computes in fp32"},
+    {"device", F_STRING, OFF(device), NULL, MODEL_CMDS, "cpu, cuda, or auto: cuda when built with it and a GPU answers (default: $SHARDTUNE_DEVICE, else auto); plan: the layout to count (auto: cuda when bf16 is asked for)"},
+    {"bf16", F_BOOL, OFF(bf16), "False", MODEL_CMDS, "bf16 matrix products with fp32 accumulation on the GPU (as mixed_precision: bf16); the CPU computes in fp32"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
     {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN | CMD_DUMP, "recompute each layer in backward"},
     {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
@@ -76,6 +76,7 @@ static const flag_def flags[] = {
     {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", TRAIN, "all-linear or a list of q_proj,k_proj,..."},
     {"use_rslora", F_BOOL, OFF(use_rslora), "False", TRAIN, "scale alpha/sqrt(r)"},
     {"use_dora", F_BOOL, OFF(use_dora), "False", TRAIN, "DoRA: a trained magnitude per output row (PEFT's use_dora)"},
+    {"modules_to_save", F_STRING, OFF(modules_to_save), NULL, TRAIN, "modules trained fully beside the adapters, saved whole (PEFT's modules_to_save): embed_tokens,lm_head"},
     {"json", F_BOOL, OFF(json), "False", CMD_EVAL | CMD_PLAN, "print one JSON object"},
     {"prompt", F_STRING, OFF(prompt), NULL, CMD_GENERATE, "text to continue"},
     {"max_new_tokens", F_INT, OFF(max_new_tokens), "64", CMD_GENERATE, "tokens to generate at most"},
@@ -85,11 +86,11 @@ static const flag_def flags[] = {
     {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
     {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
     {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
-    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", TRAIN_EVAL | CMD_GENERATE, "QLoRA: the linear layers' weights as 4-bit codes (bitsandbytes), quantized on load"},
-    {"bnb_4bit_quant_type", F_STRING, OFF(bnb_4bit_quant_type), "nf4", TRAIN_EVAL | CMD_GENERATE, "nf4 or fp4"},
-    {"use_nested_quant", F_BOOL, OFF(use_nested_quant), "False", TRAIN_EVAL | CMD_GENERATE, "4-bit: quantize the block absmax to 8 bits too (double quantization)"},
-    {"bnb_4bit_compute_dtype", F_STRING, OFF(bnb_4bit_compute_dtype), "float16", TRAIN_EVAL | CMD_GENERATE, "float32, bfloat16, float16; the CPU backend computes in float32"},
-    {"bnb_4bit_quant_storage_dtype", F_STRING, OFF(bnb_4bit_quant_storage_dtype), "uint8", TRAIN_EVAL | CMD_GENERATE, "uint8, bfloat16, float16, float32: how the packed bytes are viewed (the bytes are the same)"},
+    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "QLoRA: the linear layers' weights as 4-bit codes (bitsandbytes), quantized on load"},
+    {"bnb_4bit_quant_type", F_STRING, OFF(bnb_4bit_quant_type), "nf4", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "nf4 or fp4"},
+    {"use_nested_quant", F_BOOL, OFF(use_nested_quant), "False", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "4-bit: quantize the block absmax to 8 bits too (double quantization)"},
+    {"bnb_4bit_compute_dtype", F_STRING, OFF(bnb_4bit_compute_dtype), "float16", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "float32, bfloat16, float16; the CPU backend computes in float32"},
+    {"bnb_4bit_quant_storage_dtype", F_STRING, OFF(bnb_4bit_quant_storage_dtype), "uint8", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "uint8, bfloat16, float16, float32: how the packed bytes are viewed (the bytes are the same)"},
     {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
     {"dropout", F_BOOL, OFF(dump_dropout), "False", CMD_DUMP, "training mode: the adapter's LoRA dropout, masks of train's first micro-batch"},
     {"out", F_STRING, OFF(out), NULL, CMD_DUMP | CMD_MERGE, "output: .safetensors (dump) or model directory (merge)"},
@@ -233,10 +234,10 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
             return err_set(e, "--lora_r: must be at least 1");
         if (c->lora_dropout < 0 || c->lora_dropout >= 1)
             return err_set(e, "--lora_dropout: %g is not in [0, 1)", c->lora_dropout);
-        if (c->use_dora && c->use_4bit_quantization)
-            return err_set(e, "--use_dora: DoRA on 4-bit weights (QDoRA) is not supported yet");
         if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
             return err_set(e, "--adam_beta1/--adam_beta2: must be in [0, 1)");
+        if (c->modules_to_save && c->adapter)
+            return err_set(e, "--modules_to_save: not with --adapter, whose adapter_config.json lists its modules_to_save");
     }
     if (cmd == CMD_TRAIN && strcmp(c->eval_strategy, "no") && strcmp(c->eval_strategy, "steps") &&
         strcmp(c->eval_strategy, "epoch"))

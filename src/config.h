@@ -56,6 +56,7 @@ typedef struct run_config {
     char *lora_target_modules;
     int use_rslora;
     int use_dora;
+    char *modules_to_save;  /* NULL: none */
     /* output */
     int json;
     /* generate */

@@ -46,9 +46,11 @@ void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt
 void fsdp_free(fsdp *f);
 
 /* Fills the frozen shards from the model directory: with
- * cpu_ram_efficient_loading each rank copies only its own byte ranges out of
- * the (mmapped) safetensors files; without, rank 0 reads each unit and
- * broadcasts it.  With sync_module_states, ranks then check that they read
+ * cpu_ram_efficient_loading each rank reads only its own byte ranges of the
+ * safetensors files (of a 4-bit weight quantized on load, the values behind
+ * its bytes; the block state is agreed over the shard group); without, rank
+ * 0 reads each unit and broadcasts it.  Logs one line: each rank's bytes
+ * read and peak resident memory.  With sync_module_states, ranks then check that they read
  * the same files and that replicas of a shard hold the same bytes.  Units
  * with a resized vocabulary or embedding layers from the adapter (may be
  * NULL) are built whole on each rank (one unit at a time). */
@@ -57,9 +59,10 @@ int fsdp_load_frozen(fsdp *f, const char *model_dir, const safetensors *adapter,
  * group) for good; fsdp_load_frozen does it, plans call it alone. */
 void fsdp_bind_resident(fsdp *f);
 /* Fills the trainable shards: LoRA's initialisation from seed (DoRA's
- * magnitudes from the gathered weights: collective), or the tensors of a
- * PEFT adapter's weights when adapter is not NULL. */
-int fsdp_load_trainable(fsdp *f, uint64_t seed, const safetensors *adapter, errbuf *e);
+ * magnitudes from the gathered weights: collective; modules_to_save copies
+ * of model_dir's tensors), or the tensors of a PEFT adapter's weights when
+ * adapter is not NULL. */
+int fsdp_load_trainable(fsdp *f, const char *model_dir, uint64_t seed, const safetensors *adapter, errbuf *e);
 
 /* One micro-batch through every unit with the strategy's gather / release
  * / prefetch schedule; adapter gradients are reduce-scattered into this

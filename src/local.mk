@@ -5,3 +5,6 @@ libshardtune_a_SOURCES += src/log.c src/rng.c src/checksum.c src/dtype.c src/com
 noinst_HEADERS += src/log.h src/rng.h src/checksum.h src/dtype.h src/comm.h src/comm_mpi.h src/fsdp.h src/backend.h src/model.h src/lora.h src/optim.h \
 	src/config.h src/data.h src/session.h src/run_data.h src/train.h src/generate.h src/merge.h src/plan.h src/convert_llama2c.h \
 	src/quant4.h src/weight4.h
+# bitsandbytes 4-bit checkpoints (*-bnb-4bit) read as the 4-bit layout
+libshardtune_a_SOURCES += src/weight4_bnb.c
+noinst_HEADERS += src/weight4_bnb.h

@@ -45,16 +45,35 @@ void die(int status, const char *fmt, ...)
     exit(status);
 }
 
+static FILE *g_info_stream; /* NULL: stdout */
+
+void log_info_to_stderr(void) { g_info_stream = stderr; }
+
+static void print_line(FILE *out, const char *fmt, va_list ap)
+{
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    fflush(out);
+}
+
 void log_info(const char *fmt, ...)
 {
     if (g_rank != 0)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    print_line(g_info_stream ? g_info_stream : stdout, fmt, ap);
     va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
+}
+
+void log_result(const char *fmt, ...)
+{
+    if (g_rank != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    print_line(stdout, fmt, ap);
+    va_end(ap);
 }
 
 void *xmalloc_at(size_t n_bytes, const char *file, int line)

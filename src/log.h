@@ -31,8 +31,13 @@ SHARDTUNE_NORETURN void die(int status, const char *fmt, ...) __attribute__((for
 void log_set_rank(int rank, int size);
 int log_rank(void);
 
-/* Prints a line on rank 0 only (stdout). */
+/* Prints a line on rank 0 only (stdout; stderr after log_info_to_stderr). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --json: stdout carries the one JSON object alone (log_result), so a
+ * script can parse it whatever the run reported on the way. */
+void log_info_to_stderr(void);
+/* Prints a line on rank 0 only, always on stdout: a command's result. */
+void log_result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Seconds on the monotonic clock: for timing steps, collectives and ops. */
 double monotonic_seconds(void);

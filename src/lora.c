@@ -20,6 +20,21 @@ const char *lora_module_name(linear_id lin) { return module_names[lin]; }
 const char *lora_module_path(linear_id lin) { return module_paths[lin]; }
 
 
+/* The next item of the comma-separated list at *cursor, without the spaces
+ * around it (*len: its length); *cursor moves past it and its comma. */
+static const char *list_item(const char **cursor, size_t *len)
+{
+    const char *p = *cursor, *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    *cursor = end ? end + 1 : p + n;
+    while (n && *p == ' ')
+        p++, n--;
+    while (n && p[n - 1] == ' ')
+        n--;
+    *len = n;
+    return p;
+}
+
 int lora_parse_targets(const char *spec, unsigned *mask, errbuf *e)
 {
     *mask = 0;
@@ -27,14 +42,10 @@ int lora_parse_targets(const char *spec, unsigned *mask, errbuf *e)
         *mask = LORA_ALL_LINEAR;
         return 0;
     }
-    const char *p = spec;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && *p == ' ')
-            p++, len--;
-        while (len && p[len - 1] == ' ')
-            len--;
+    const char *cursor = spec;
+    while (*cursor) {
+        size_t len;
+        const char *p = list_item(&cursor, &len);
         int found = -1;
         for (int i = 0; i < N_LINEARS; i++)
             if (strlen(module_names[i]) == len && strncmp(p, module_names[i], len) == 0)
@@ -44,7 +55,6 @@ int lora_parse_targets(const char *spec, unsigned *mask, errbuf *e)
                               "layers (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)",
                            (int)len, p);
         *mask |= 1u << found;
-        p = end ? end + 1 : p + len;
     }
     if (!*mask)
         return err_set(e, "--lora_target_modules: no module named");
@@ -257,6 +267,84 @@ int lora_resolve(const lora_config *lc, int n_layers, lora_module *mods, unsigne
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* modules_to_save                                                     */
+
+void lora_parse_modules_to_save(const char *spec, lora_config *lc)
+{
+    lc->save_source = xstrdup("--modules_to_save");
+    for (const char *cursor = spec; cursor && *cursor;) {
+        size_t len;
+        const char *p = list_item(&cursor, &len);
+        lc->save_names = realloc(lc->save_names, (lc->n_save_names + 1) * sizeof *lc->save_names);
+        if (!lc->save_names)
+            die(EXIT_FAILURE_RUN, "out of memory reading --modules_to_save");
+        lc->save_names[lc->n_save_names] = xmalloc(len + 1);
+        memcpy(lc->save_names[lc->n_save_names], p, len);
+        lc->save_names[lc->n_save_names++][len] = 0;
+    }
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t ns = strlen(s), nt = strlen(tail);
+    return ns >= nt && strcmp(s + ns - nt, tail) == 0;
+}
+
+/* One module of the PeftModel (prefixed name as PEFT matches it) against
+ * the name: 0 no match or trained here, -1 refused. */
+static int saved_match(const lora_config *lc, const char *name, const char *module, unsigned *save, int *hit,
+                       errbuf *e)
+{
+    char full[160];
+    snprintf(full, sizeof full, "base_model.model.%s", module);
+    int matches = *module ? ends_with(full, name) /* "": the roots, base_model and base_model.model */
+                          : ends_with("base_model.model", name) || ends_with("base_model", name);
+    if (!matches)
+        return 0;
+    *hit = 1;
+    if (!strcmp(module, "model.embed_tokens") || !strcmp(module, "lm_head")) {
+        *save |= *module == 'm' ? LORA_SAVE_EMBED : LORA_SAVE_LM_HEAD;
+        return 0;
+    }
+    if (ends_with(module, "norm"))
+        return err_set(e, "%s: '%s' names %s; training RMSNorm weights fully is not supported yet "
+                          "(embed_tokens and lm_head are)", lc->save_source, name, module);
+    return err_set(e, "%s: '%s' names %s; shardtune trains only embed_tokens and lm_head fully",
+                   lc->save_source, name, *module ? module : "the whole model");
+}
+
+int lora_resolve_saved(const lora_config *lc, int n_layers, unsigned *save, errbuf *e)
+{
+    *save = 0;
+    char module[128];
+    for (size_t k = 0; k < lc->n_save_names; k++) {
+        const char *name = lc->save_names[k];
+        int hit = 0;
+        if (saved_match(lc, name, "", save, &hit, e) != 0)
+            return -1;
+        for (size_t i = 0; i < sizeof outer_modules / sizeof outer_modules[0]; i++)
+            if (saved_match(lc, name, outer_modules[i], save, &hit, e) != 0)
+                return -1;
+        for (int l = 0; l < n_layers; l++) {
+            for (size_t i = 0; i < sizeof block_modules / sizeof block_modules[0]; i++) {
+                snprintf(module, sizeof module, "model.layers.%d%s", l, block_modules[i]);
+                if (saved_match(lc, name, module, save, &hit, e) != 0)
+                    return -1;
+            }
+            for (int lin = 0; lin < N_LINEARS; lin++) {
+                snprintf(module, sizeof module, "model.layers.%d.%s", l, module_paths[lin]);
+                if (saved_match(lc, name, module, save, &hit, e) != 0)
+                    return -1;
+            }
+        }
+        if (!hit)
+            return err_set(e, "%s: '%s' names no module of this model (shardtune trains "
+                              "embed_tokens and lm_head fully)", lc->save_source, name);
+    }
+    return 0;
+}
+
 static void name_set_free(lora_name_set *set)
 {
     free(set->regex);
@@ -274,6 +362,11 @@ static void patterns_free(lora_pattern *pat, size_t n)
 
 void lora_config_free(lora_config *lc)
 {
+    for (size_t i = 0; i < lc->n_save_names; i++)
+        free(lc->save_names[i]);
+    free(lc->save_names);
+    free(lc->save_source);
+    lc->save_names = NULL, lc->n_save_names = 0, lc->save_source = NULL;
     lora_rules *ru = lc->rules;
     if (!ru)
         return;

@@ -43,6 +43,10 @@ typedef struct lora_rules {
     size_t n_alpha_pattern;
 } lora_rules;
 
+/* PEFT's modules_to_save that shardtune trains: a full trainable copy of
+ * the module, saved whole under the module's own key. */
+enum { LORA_SAVE_EMBED = 1u, LORA_SAVE_LM_HEAD = 2u };
+
 typedef struct lora_config {
     int r;
     float alpha;
@@ -53,6 +57,10 @@ typedef struct lora_config {
     lora_rules *rules;    /* an adapter's (owned; lora_config_free): which layers
                            * and modules, r and alpha per module.  NULL: the
                            * modules of target_mask in every layer, r and alpha */
+    char **save_names;    /* modules_to_save as written (owned; lora_config_free) */
+    size_t n_save_names;
+    char *save_source;    /* for messages: "--modules_to_save" or "<adapter_config.json>: modules_to_save" */
+    unsigned save_mask;   /* LORA_SAVE_*: the names resolved (lora_resolve_saved) */
 } lora_config;
 
 /* One linear layer's adapter; r == 0 where it has none. */
@@ -82,6 +90,15 @@ void lora_peft_key(char *buf, size_t n_bytes, int layer, linear_id lin, char a_o
  * is not one of a block's seven linear layers, or targets that match none,
  * are refused with a line naming the file, the key and the module. */
 int lora_resolve(const lora_config *lc, int n_layers, lora_module *mods, unsigned *mask, errbuf *e);
+/* --modules_to_save: a comma-separated list of names into lc (an empty
+ * spec: none). */
+void lora_parse_modules_to_save(const char *spec, lora_config *lc);
+/* PEFT 0.21's matching of modules_to_save (_set_trainable: a module is
+ * wrapped when its name in the PeftModel ends with one of the names) over
+ * LlamaForCausalLM's modules, into *save (LORA_SAVE_*).  A name that
+ * matches nothing, or a module other than embed_tokens and lm_head, is
+ * refused with a line naming lc->save_source and the module. */
+int lora_resolve_saved(const lora_config *lc, int n_layers, unsigned *save, errbuf *e);
 void lora_config_free(lora_config *lc);
 
 #endif

@@ -72,6 +72,8 @@ static int cmd_run(const char *name, command_id cmd, command_fn fn, int argc, ch
     errbuf e;
     if (config_parse(&c, cmd, argc, argv, &e) != 0)
         die(EXIT_USAGE, "%s", e.msg);
+    if (c.json)
+        log_info_to_stderr();
     int rc = fn(&c, argc, argv, &e);
     config_free(&c);
     if (rc != 0)

@@ -5,7 +5,12 @@
  * A merged weight is W + s B A computed in fp32 and stored back in W's
  * dtype; with DoRA each row i of it is then scaled by m[i] / ||row i||
  * (PEFT's merge_and_unload: the norm of the unmerged W + s B A); everything else is copied byte for byte (the embedding layers
- * from the adapter when it saved them). */
+ * from the adapter when it saved them).
+ * With the 4-bit flags every linear weight of a layer is first what the run
+ * computed with, dequantize(quantize(W)) in fp32 (src/weight4.c, as loading
+ * does), so the output is the 4-bit model with the adapter merged, in the
+ * file's dtype: what PEFT's Linear4bit merge computes before it quantizes
+ * the sum again. */
 #include "merge.h"
 
 #include <cblas.h>
@@ -20,6 +25,8 @@
 
 #include "backend.h"
 #include "peft_adapter.h"
+#include "weight4.h"
+#include "weight4_bnb.h"
 #include "safetensors.h"
 
 static int parse_size(const char *s, size_t *out)
@@ -35,6 +42,32 @@ static int parse_size(const char *s, size_t *out)
 
 static st_dtype st_of(storage_dtype d) { return d == DT_BF16 ? ST_BF16 : d == DT_F16 ? ST_F16 : ST_F32; }
 
+/* The dtype a merged 4-bit weight is written in: that of the unit's other
+ * frozen tensors (the norms), what the checkpoint was quantized from. */
+static storage_dtype plain_dtype(const model_unit *mu)
+{
+    for (int i = 0; i < mu->n_params; i++)
+        if (!mu->params[i].trainable && !weight4_is(mu->params[i].storage))
+            return mu->params[i].storage;
+    return DT_F32;
+}
+
+/* The dtype tensor p is written in. */
+static storage_dtype out_dtype_of(const model_unit *mu, const param_entry *p)
+{
+    return p->prequantized ? plain_dtype(mu) : p->storage;
+}
+
+/* The bytes a unit's tensors take in the merged files. */
+static size_t merged_bytes(const model_unit *mu)
+{
+    size_t n = 0;
+    for (int i = 0; i < mu->n_params; i++)
+        if (!mu->params[i].trainable || mu->params[i].lora_ab == 'S')
+            n += storage_bytes(out_dtype_of(mu, &mu->params[i]), mu->params[i].n_elems);
+    return n;
+}
+
 /* The output files: (rank, first unit index in that rank's list, count). */
 typedef struct out_file {
     int rank;
@@ -49,7 +82,7 @@ static int plan_files(const model *m, int world, size_t max_bytes, out_file **fi
         size_t acc = 0;
         int idx = 0, open = 0;
         for (int ui = r; ui < m->n_units; ui += world, idx++) {
-            size_t bytes = m->units[ui].n_storage_bytes;
+            size_t bytes = merged_bytes(&m->units[ui]);
             if (open && acc + bytes > max_bytes)
                 open = 0;
             if (!open) {
@@ -99,8 +132,46 @@ static void dora_scale_rows(float *w, const float *mag, int rows, int cols)
     }
 }
 
-static int merge_unit(const model *m, int ui, const safetensors *base, const safetensors *adapter, st_writer *w,
-                      void ***bufs, int *n_bufs, errbuf *e)
+/* The fp32 weight a run computes with: the file's values, or with 4-bit
+ * flags (q4 one of the 4-bit formats) their 4-bit round trip. */
+static int weight_f32(const param_entry *p, const void *data, int quantized, storage_dtype q4, float *wf, errbuf *e)
+{
+    if (!quantized) {
+        storage_to_f32(p->storage, data, wf, p->n_elems);
+        return 0;
+    }
+    uint8_t *codes = xmalloc(weight4_bytes(q4, p->n_elems));
+    errbuf qe;
+    int rc = weight4_quantize(q4, p->storage, data, p->n_elems, codes, &qe);
+    if (rc == 0)
+        weight4_dequantize(q4, codes, p->n_elems, wf);
+    else
+        err_set(e, "merge: %s: %s", p->name, qe.msg);
+    free(codes);
+    return rc;
+}
+
+/* A linear weight of a *-bnb-4bit checkpoint, dequantized as saved: its
+ * pieces (weight4_bnb.h) end to end are weight4's layout. */
+static int prequantized_f32(const safetensors *base, const param_entry *p, float *wf, errbuf *e)
+{
+    weight4_bnb w;
+    int found = weight4_bnb_find(base, p->name, p->shape, &w, e);
+    if (found <= 0)
+        return found < 0 ? -1 : err_set(e, "merge: tensor '%s' changed since the model was opened", p->name);
+    uint8_t *layout = xmalloc(weight4_bytes(w.storage, p->n_elems)), *at = layout;
+    for (int k = 0; k < w.n_pieces; k++) {
+        memcpy(at, w.pieces[k].t ? w.pieces[k].t->data : w.offset_bytes, w.pieces[k].n_bytes);
+        at += w.pieces[k].n_bytes;
+    }
+    weight4_dequantize(w.storage, layout, p->n_elems, wf);
+    free(layout);
+    return 0;
+}
+
+/* q4: the 4-bit format of the run's linear weights, DT_F32 without 4-bit flags. */
+static int merge_unit(const model *m, int ui, const safetensors *base, const safetensors *adapter, storage_dtype q4,
+                      st_writer *w, void ***bufs, int *n_bufs, errbuf *e)
 {
     const model_unit *mu = &m->units[ui];
     float *train = NULL;
@@ -113,12 +184,21 @@ static int merge_unit(const model *m, int ui, const safetensors *base, const saf
     }
     for (int i = 0; i < mu->n_params; i++) {
         const param_entry *p = &mu->params[i];
+        if (p->lora_ab == 'S') { /* modules_to_save: the trained module replaces the base one */
+            void *out = xmalloc(storage_bytes(p->storage, p->n_elems));
+            *bufs = realloc(*bufs, (size_t)(*n_bufs + 1) * sizeof **bufs);
+            (*bufs)[(*n_bufs)++] = out;
+            storage_from_f32(p->storage, train + p->offset, out, p->n_elems);
+            st_writer_add(w, model_saved_base_name(p), st_of(p->storage), p->n_dims, p->shape, out);
+        }
         if (p->trainable)
             continue;
         const st_tensor *t = p->from_adapter ? safetensors_find(adapter, model_embedding_peft_key(p))
                                              : safetensors_find(base, p->name);
-        size_t n_bytes = storage_bytes(p->storage, p->n_elems);
-        if (!t || t->n_bytes != n_bytes) {
+        /* a *-bnb-4bit checkpoint's weights are written dequantized */
+        const storage_dtype out_dtype = out_dtype_of(mu, p);
+        size_t n_bytes = storage_bytes(out_dtype, p->n_elems);
+        if (!t || (!p->prequantized && t->n_bytes != n_bytes)) {
             free(train);
             return err_set(e, "merge: tensor '%s' cannot be merged (missing, or a resized vocabulary without the "
                               "adapter's embedding layers)", p->name);
@@ -134,22 +214,31 @@ static int merge_unit(const model *m, int ui, const safetensors *base, const saf
                     b = lora_entry(mu, lin, 'B');
                     mag = lora_entry(mu, lin, 'M');
                 }
-        if (!a || !b) {
+        /* the layers' 2-D tensors are the linear weights: 4-bit in the run */
+        const int quantized = q4 != DT_F32 && mu->kind == UNIT_LAYER && p->n_dims == 2;
+        if ((!a || !b) && !quantized && !p->prequantized) {
             memcpy(out, t->data, n_bytes);
         } else {
-            /* W [out, in] += s * B [out, r] @ A [r, in], in fp32 */
-            int rows = (int)p->shape[0], cols = (int)p->shape[1], r = (int)a->shape[0];
             float *wf = xmalloc(p->n_elems * sizeof(float));
-            storage_to_f32(p->storage, t->data, wf, p->n_elems);
-            float scale = m->layers[a->layer].lora[a->lin].scale; /* the module's own (rank_pattern ...) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, scale, train + b->offset, r,
-                        train + a->offset, cols, 1.0f, wf, cols);
-            if (mag)
-                dora_scale_rows(wf, train + mag->offset, rows, cols);
-            storage_from_f32(p->storage, wf, out, p->n_elems);
+            if ((p->prequantized ? prequantized_f32(base, p, wf, e) : weight_f32(p, t->data, quantized, q4, wf, e)) !=
+                0) {
+                free(wf);
+                free(train);
+                return -1;
+            }
+            if (a && b) {
+                /* W [out, in] += s * B [out, r] @ A [r, in], in fp32 */
+                int rows = (int)p->shape[0], cols = (int)p->shape[1], r = (int)a->shape[0];
+                float scale = m->layers[a->layer].lora[a->lin].scale; /* the module's own (rank_pattern ...) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, scale, train + b->offset, r,
+                            train + a->offset, cols, 1.0f, wf, cols);
+                if (mag)
+                    dora_scale_rows(wf, train + mag->offset, rows, cols);
+            }
+            storage_from_f32(out_dtype, wf, out, p->n_elems);
             free(wf);
         }
-        st_writer_add(w, p->name, st_of(p->storage), p->n_dims, p->shape, out);
+        st_writer_add(w, p->name, st_of(out_dtype), p->n_dims, p->shape, out);
     }
     free(train);
     return 0;
@@ -192,9 +281,14 @@ static int write_index(const model *m, int world, const out_file *files, int n_f
             int ui = files[f].rank + (files[f].first + k) * world;
             const model_unit *mu = &m->units[ui];
             total += mu->n_storage_bytes;
-            for (int i = 0; i < mu->n_params; i++)
-                if (!mu->params[i].trainable)
-                    json_object_set_new(map, mu->params[i].name, json_string(name));
+            for (int i = 0; i < mu->n_params; i++) {
+                const param_entry *p = &mu->params[i];
+                if (p->lora_ab == 'S') /* modules_to_save: written in the base tensor's place and format */
+                    total += storage_bytes(p->storage, p->n_elems);
+                if (!p->trainable || p->lora_ab == 'S')
+                    json_object_set_new(map, p->lora_ab == 'S' ? model_saved_base_name(p) : p->name,
+                                        json_string(name));
+            }
         }
     }
     json_object_set_new(root, "metadata", json_pack("{s:I}", "total_size", (json_int_t)total));
@@ -219,6 +313,9 @@ int merge_run(const run_config *c, int argc, char **argv, errbuf *e)
     size_t max_bytes;
     if (parse_size(c->max_shard_size, &max_bytes) != 0)
         return err_set(e, "--max_shard_size: '%s' is not a size such as 5GB, 200MB or 1000000", c->max_shard_size);
+    storage_dtype q4 = DT_F32;
+    if (c->use_4bit_quantization)
+        q4 = weight4_dtype(strcmp(c->bnb_4bit_quant_type, "fp4") == 0 ? QUANT4_FP4 : QUANT4_NF4, c->use_nested_quant);
     lora_config lc;
     if (peft_adapter_read_config(c->adapter, &lc, e) != 0)
         return -1;
@@ -248,7 +345,7 @@ int merge_run(const run_config *c, int argc, char **argv, errbuf *e)
         void **bufs = NULL;
         int n_bufs = 0;
         for (int k = 0; k < files[f].n_units && rc == 0; k++)
-            rc = merge_unit(&m, rank + (files[f].first + k) * world, base, adapter, w, &bufs, &n_bufs, e);
+            rc = merge_unit(&m, rank + (files[f].first + k) * world, base, adapter, q4, w, &bufs, &n_bufs, e);
         st_writer_metadata(w, "format", "pt");
         char name[64], path[4200];
         file_name(name, sizeof name, f, n_files);

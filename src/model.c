@@ -11,6 +11,8 @@
 
 #include "rng.h"
 #include "safetensors.h"
+#include "weight4.h"
+#include "weight4_bnb.h"
 
 enum { RNG_STREAM_LORA_INIT = 0x4c6f5241 };
 /* DoRA's weight norms take W + s B A this many rows at a time (a 70B
@@ -102,7 +104,12 @@ static void build_units(model *m)
     m->units = xcalloc((size_t)m->n_units, sizeof *m->units);
     model_unit *emb = &m->units[0];
     emb->kind = UNIT_EMBEDDING;
-    unit_add(emb, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, 0);
+    /* modules_to_save: the trained copy replaces the frozen tensor in the
+     * unit (nothing frozen of it is kept or gathered), named by PEFT's key */
+    const int save_embed = (m->lora.save_mask & LORA_SAVE_EMBED) != 0;
+    param_entry *p = unit_add(emb, save_embed ? "base_model.model.model.embed_tokens.weight" : "model.embed_tokens.weight",
+                              2, c->vocab_size, c->hidden_size, save_embed);
+    p->lora_ab = save_embed ? 'S' : 0;
     for (int l = 0; l < c->n_layers; l++) {
         model_unit *u = &m->units[1 + l];
         u->kind = UNIT_LAYER;
@@ -112,8 +119,12 @@ static void build_units(model *m)
     model_unit *head = &m->units[m->n_units - 1];
     head->kind = UNIT_HEAD;
     unit_add(head, "model.norm.weight", 1, c->hidden_size, 0, 0);
-    if (!c->tie_word_embeddings)
-        unit_add(head, "lm_head.weight", 2, c->vocab_size, c->hidden_size, 0);
+    const int save_head = (m->lora.save_mask & LORA_SAVE_LM_HEAD) != 0;
+    if (!c->tie_word_embeddings) {
+        p = unit_add(head, save_head ? "base_model.model.lm_head.weight" : "lm_head.weight", 2, c->vocab_size,
+                     c->hidden_size, save_head);
+        p->lora_ab = save_head ? 'S' : 0;
+    }
 }
 
 void model_bind_unit(model *m, int ui)
@@ -121,22 +132,29 @@ void model_bind_unit(model *m, int ui)
     model_unit *u = &m->units[ui];
     for (int i = 0; i < u->n_params; i++) {
         param_entry *p = &u->params[i];
+        float *const buf = p->trainable ? u->train : u->frozen;
+        float *w = buf ? buf + p->offset : NULL;
+        float *g = p->trainable && u->grad ? u->grad + p->offset : NULL;
         if (u->kind == UNIT_EMBEDDING) {
-            m->embed = u->frozen ? u->frozen + p->offset : NULL;
+            m->embed = w;
+            m->embed_grad = g;
             if (m->cfg.tie_word_embeddings)
                 m->lm_head = m->embed;
         } else if (u->kind == UNIT_HEAD) {
-            float *w = u->frozen ? u->frozen + p->offset : NULL;
-            *(strcmp(p->name, "model.norm.weight") == 0 ? &m->final_norm : &m->lm_head) = w;
+            if (strcmp(p->name, "model.norm.weight") == 0) {
+                m->final_norm = w;
+            } else {
+                m->lm_head = w;
+                m->lm_head_grad = g;
+            }
         } else {
             layer_view *v = &m->layers[u->layer];
             if (p->trainable) {
-                float **w = p->lora_ab == 'A' ? v->lora_a : p->lora_ab == 'B' ? v->lora_b : v->mag;
-                float **g = p->lora_ab == 'A' ? v->grad_a : p->lora_ab == 'B' ? v->grad_b : v->grad_mag;
-                w[p->lin] = u->train ? u->train + p->offset : NULL;
-                g[p->lin] = u->grad ? u->grad + p->offset : NULL;
+                float **tw = p->lora_ab == 'A' ? v->lora_a : p->lora_ab == 'B' ? v->lora_b : v->mag;
+                float **tg = p->lora_ab == 'A' ? v->grad_a : p->lora_ab == 'B' ? v->grad_b : v->grad_mag;
+                tw[p->lin] = w;
+                tg[p->lin] = g;
             } else {
-                float *w = u->frozen ? u->frozen + p->offset : NULL;
                 if (strstr(p->name, "input_layernorm"))
                     v->attn_norm = w;
                 else if (strstr(p->name, "post_attention_layernorm"))
@@ -189,6 +207,11 @@ const char *model_embedding_peft_key(const param_entry *p)
     return "";
 }
 
+const char *model_saved_base_name(const param_entry *p)
+{
+    return strcmp(p->name, "base_model.model.lm_head.weight") == 0 ? "lm_head.weight" : "model.embed_tokens.weight";
+}
+
 int model_saves_embeddings(const model *m)
 {
     if (m->cfg.vocab_size != m->base_vocab_size)
@@ -209,6 +232,88 @@ static int storage_of_dtype(st_dtype d, storage_dtype *out)
     }
 }
 
+/* A module trained fully: its base tensor (a fresh adapter's initial
+ * value) must be in the model with config.json's rows, and in a format
+ * that the mean of resized rows is rounded to, as for frozen tensors. */
+static int check_saved_base(const model *m, param_entry *p, const safetensors *st, const char *dir, errbuf *e)
+{
+    const char *name = model_saved_base_name(p);
+    const st_tensor *t = safetensors_find(st, name);
+    p->rows_in_file = m->base_vocab_size;
+    int64_t want[2] = {p->rows_in_file, p->shape[1]};
+    if (!t)
+        return err_set(e, "%s: missing tensor '%s' (expected shape [%lld, %lld])", dir, name, (long long)want[0],
+                       (long long)want[1]);
+    if (st_tensor_check_shape(t, 2, want, e) != 0)
+        return -1;
+    if (storage_of_dtype(t->dtype, &p->storage) != 0)
+        return err_set(e, "%s: tensor '%s' has dtype %s; base weights must be F32, BF16 or F16", dir, name,
+                       st_dtype_name(t->dtype));
+    return 0;
+}
+
+/* transformers' resize_token_embeddings on an fp32 copy: the rows past
+ * rows_in_file are the mean of the others, stored in the tensor's format
+ * (as fsdp.c assembles frozen tensors). */
+static void fill_resized_rows(const param_entry *p, float *out)
+{
+    if (p->rows_in_file >= p->shape[0])
+        return;
+    size_t cols = (size_t)p->shape[1];
+    double *acc = xcalloc(cols, sizeof *acc);
+    for (int64_t r = 0; r < p->rows_in_file; r++)
+        for (size_t j = 0; j < cols; j++)
+            acc[j] += out[(size_t)r * cols + j];
+    float *mean = out + (size_t)p->rows_in_file * cols;
+    for (size_t j = 0; j < cols; j++)
+        mean[j] = (float)(acc[j] / (double)p->rows_in_file);
+    uint8_t *stored = xmalloc(storage_bytes(p->storage, cols));
+    storage_from_f32(p->storage, mean, stored, cols);
+    storage_to_f32(p->storage, stored, mean, cols);
+    for (int64_t r = p->rows_in_file + 1; r < p->shape[0]; r++)
+        memcpy(out + (size_t)r * cols, mean, cols * sizeof(float));
+    free(acc);
+    free(stored);
+}
+
+int model_saved_init_unit(const model *m, int ui, const safetensors *base, float *host_train, errbuf *e)
+{
+    const model_unit *u = &m->units[ui];
+    for (int i = 0; i < u->n_params; i++) {
+        const param_entry *p = &u->params[i];
+        if (p->lora_ab != 'S')
+            continue;
+        const st_tensor *t = safetensors_find(base, model_saved_base_name(p));
+        if (!t)
+            return err_set(e, "tensor '%s' changed since the model was opened", model_saved_base_name(p));
+        if (st_tensor_to_f32(t, host_train + p->offset, e) != 0)
+            return -1;
+        fill_resized_rows(p, host_train + p->offset);
+    }
+    return 0;
+}
+
+/* A layer's linear weight in a checkpoint saved with bitsandbytes 4-bit
+ * weights (config.json's quantization_config): 1 and its 4-bit storage when
+ * the file holds it quantized, which must be the type config.json names; 0
+ * when the file holds it unquantized. */
+static int prequantized_storage(const model *m, const safetensors *st, param_entry *p, const char *dir, errbuf *e)
+{
+    weight4_bnb w;
+    int rc = weight4_bnb_find(st, p->name, p->shape, &w, e);
+    if (rc != 1)
+        return rc;
+    storage_dtype want = weight4_dtype(strcmp(m->cfg.bnb_4bit_quant_type, "fp4") == 0 ? QUANT4_FP4 : QUANT4_NF4,
+                                       m->cfg.bnb_4bit_nested);
+    if (w.storage != want)
+        return err_set(e, "%s: tensor '%s' is stored as %s but config.json's quantization_config says %s%s", dir,
+                       p->name, storage_dtype_name(w.storage), m->cfg.bnb_4bit_quant_type,
+                       m->cfg.bnb_4bit_nested ? " with double quantization" : "");
+    p->storage = w.storage;
+    p->prequantized = 1;
+    return 1;
+}
+
 /* Gives each frozen tensor its source (base model or adapter), storage
  * format (the source's) and byte offset in the unit's storage buffer,
  * checking presence and shape; resized vocabulary rows beyond the source
@@ -221,6 +326,8 @@ static int assign_storage(model *m, const safetensors *st, const safetensors *ad
         u->storage_is_f32 = 1;
         for (int i = 0; i < u->n_params; i++) {
             param_entry *p = &u->params[i];
+            if (p->lora_ab == 'S' && check_saved_base(m, p, st, dir, e) != 0)
+                return -1;
             if (p->trainable)
                 continue;
             const char *akey = model_embedding_peft_key(p);
@@ -239,10 +346,16 @@ static int assign_storage(model *m, const safetensors *st, const safetensors *ad
                 return err_set(e, "%s: missing tensor '%s' (expected shape [%lld])", dir, p->name,
                                (long long)p->shape[0]);
             }
-            int64_t want[2] = {p->rows_in_file, p->shape[1]};
-            if (st_tensor_check_shape(t, p->n_dims, p->n_dims > 1 ? want : p->shape, e) != 0)
+            int q4 = u->kind == UNIT_LAYER && p->n_dims == 2 && !p->from_adapter && m->cfg.bnb_4bit
+                         ? prequantized_storage(m, st, p, dir, e) : 0;
+            if (q4 < 0)
                 return -1;
-            if (storage_of_dtype(t->dtype, &p->storage) != 0)
+            int64_t want[2] = {p->rows_in_file, p->shape[1]};
+            if (q4) /* storage set, its tensors checked */
+                ;
+            else if (st_tensor_check_shape(t, p->n_dims, p->n_dims > 1 ? want : p->shape, e) != 0)
+                return -1;
+            else if (storage_of_dtype(t->dtype, &p->storage) != 0)
                 return err_set(e, "%s: tensor '%s' has dtype %s; base weights must be F32, BF16 or F16",
                                p->from_adapter ? "adapter" : dir, p->name, st_dtype_name(t->dtype));
             if (p->storage != DT_F32)
@@ -254,19 +367,18 @@ static int assign_storage(model *m, const safetensors *st, const safetensors *ad
     return 0;
 }
 
-/* For a plan: every frozen tensor in format dt, the seven linear layers'
- * weights in NF4 when quantized (as QLoRA keeps norms and embeddings). */
-static void assign_planned_storage(model *m, storage_dtype dt, int nf4_linear)
+/* For a plan: every frozen tensor in format dt. */
+static void assign_planned_storage(model *m, storage_dtype dt)
 {
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *u = &m->units[ui];
         u->n_storage_bytes = 0;
-        u->storage_is_f32 = dt == DT_F32 && !nf4_linear;
+        u->storage_is_f32 = dt == DT_F32;
         for (int i = 0; i < u->n_params; i++) {
             param_entry *p = &u->params[i];
             if (p->trainable)
                 continue;
-            p->storage = nf4_linear && u->kind == UNIT_LAYER && p->n_dims == 2 ? DT_NF4 : dt;
+            p->storage = dt;
             p->rows_in_file = p->shape[0];
             p->storage_offset = u->n_storage_bytes;
             u->n_storage_bytes += storage_bytes(p->storage, p->n_elems);
@@ -305,6 +417,24 @@ void model_dora_init_magnitudes(model *m, int ui)
     }
 }
 
+/* modules_to_save resolved into m->lora.save_mask, and what shardtune
+ * cannot do with them refused. */
+static int check_saved(model *m, const lora_config *lc, const backend *be, errbuf *e)
+{
+    if (lora_resolve_saved(lc, m->cfg.n_layers, &m->lora.save_mask, e) != 0)
+        return -1;
+    if (!m->lora.save_mask)
+        return 0;
+    /* PEFT 0.21 would train a copy and leave the tied twin as it was (it
+     * warns), which unties them: refused rather than half-done */
+    if (m->cfg.tie_word_embeddings)
+        return err_set(e, "%s: embed_tokens or lm_head with tie_word_embeddings (one tensor) is not supported",
+                       lc->save_source);
+    if (!be->lm_head_xent_dw || !be->embedding_bwd)
+        return err_set(e, "%s: not supported yet on the %s backend", lc->save_source, be->name);
+    return 0;
+}
+
 static int init_tables(model *m, const char *model_dir, const lora_config *lc, int vocab_size, backend *be,
                        errbuf *e)
 {
@@ -317,11 +447,17 @@ static int init_tables(model *m, const char *model_dir, const lora_config *lc, i
         m->cfg.vocab_size = vocab_size;
     m->lora = *lc;
     m->lora.rules = NULL; /* the caller's: resolved here into lora_mods */
+    m->lora.save_names = NULL, m->lora.n_save_names = 0, m->lora.save_source = NULL; /* into save_mask */
     if (m->lora.r <= 0)
         m->lora.target_mask = 0, m->lora.use_dora = 0;
     size_t n_mods = (size_t)m->cfg.n_layers * N_LINEARS;
     m->lora_mods = xcalloc(n_mods + 1, sizeof *m->lora_mods);
     if (lora_resolve(lc, m->cfg.n_layers, m->lora_mods, &m->lora.target_mask, e) != 0) {
+        free(m->lora_mods);
+        m->lora_mods = NULL;
+        return -1;
+    }
+    if (check_saved(m, lc, be, e) != 0) {
         free(m->lora_mods);
         m->lora_mods = NULL;
         return -1;
@@ -357,12 +493,12 @@ int model_init(model *m, const char *model_dir, const lora_config *lc, int vocab
     return rc;
 }
 
-int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, int nf4_linear,
-                       backend *be, errbuf *e)
+int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, backend *be,
+                       errbuf *e)
 {
     if (init_tables(m, config_path, lc, 0, be, e) != 0)
         return -1;
-    assign_planned_storage(m, dt, nf4_linear);
+    assign_planned_storage(m, dt);
     return 0;
 }
 
@@ -762,8 +898,13 @@ double model_head_forward(model *m, const model_batch *b, float grad_scale, int 
     float *logits_dev = NULL;
     if (logits)
         logits_dev = be->alloc(be, (size_t)n * c->vocab_size * sizeof(float), MEM_ACTIVATIONS);
-    double loss_sum = be->lm_head_xent(be, do_backward ? s->dh : NULL, logits_dev, s->h, m->lm_head, b->targets,
-                                       n, c->hidden_size, c->vocab_size, grad_scale);
+    double loss_sum;
+    if (do_backward && m->lm_head_grad) /* modules_to_save: lm_head's gradient too */
+        loss_sum = be->lm_head_xent_dw(be, s->dh, m->lm_head_grad, logits_dev, s->h, m->lm_head, b->targets, n,
+                                       c->hidden_size, c->vocab_size, grad_scale);
+    else
+        loss_sum = be->lm_head_xent(be, do_backward ? s->dh : NULL, logits_dev, s->h, m->lm_head, b->targets, n,
+                                    c->hidden_size, c->vocab_size, grad_scale);
     if (logits) {
         be->copy_to_host(be, logits, logits_dev, (size_t)n * c->vocab_size * sizeof(float));
         be->free(be, logits_dev);
@@ -778,9 +919,12 @@ double model_head_forward(model *m, const model_batch *b, float grad_scale, int 
 void model_unit_backward(model *m, int ui, const model_batch *b)
 {
     const model_unit *u = &m->units[ui];
-    if (u->kind != UNIT_LAYER)
-        return; /* the embedding is frozen; the head's backward ran with its forward */
     backward_scratch *s = m->scratch;
+    if (u->kind == UNIT_EMBEDDING && m->embed_grad) /* modules_to_save: d_resid is d(embedding output) */
+        m->be->embedding_bwd(m->be, m->embed_grad, b->ids, s->d_resid, b->batch * b->seq, m->cfg.hidden_size,
+                             m->cfg.pad_token_id);
+    if (u->kind != UNIT_LAYER)
+        return; /* a frozen embedding has none; the head's backward ran with its forward */
     int l = u->layer;
     layer_acts *a = &m->acts[m->checkpointing ? 0 : l];
     const float *x_in = layer_input(m, l, b);

@@ -35,10 +35,15 @@ typedef struct param_entry {
                                 * vocabulary was resized: the rest are the mean) */
     int from_adapter;          /* frozen: read from the adapter (PEFT's saved
                                 * embedding layers), not the base model */
+    int prequantized;          /* frozen: 4-bit codes and block state as
+                                * bitsandbytes saved them (weight4_bnb.h),
+                                * read as they are, not quantized on load */
     int trainable;
     int layer;          /* -1 outside decoder layers */
     linear_id lin;      /* for LoRA tensors */
-    char lora_ab;       /* 'A' or 'B' for LoRA tensors, 'M' for DoRA's magnitude */
+    char lora_ab;       /* 'A' or 'B' for LoRA tensors, 'M' for DoRA's magnitude, 'S' for a
+                         * module trained fully (modules_to_save: embed_tokens, lm_head;
+                         * storage and rows_in_file then describe its base tensor) */
 } param_entry;
 
 typedef struct model_unit {
@@ -81,6 +86,7 @@ typedef struct model {
     model_unit *units;   /* [0] embedding, [1..L] layers, [L+1] head */
     layer_view *layers;
     float *embed, *final_norm, *lm_head;
+    float *embed_grad, *lm_head_grad; /* modules_to_save: their gradients (NULL when frozen) */
     float *inv_freq;     /* head_dim/2 RoPE frequencies (device) */
 
     /* run state */
@@ -113,14 +119,21 @@ int model_init(model *m, const char *model_dir, const lora_config *lc, int vocab
                backend *be, errbuf *e);
 /* PEFT's keys for saved embedding layers ("" when p is not one). */
 const char *model_embedding_peft_key(const param_entry *p);
+/* A module trained fully (lora_ab 'S'): its base model tensor's name. */
+const char *model_saved_base_name(const param_entry *p);
+/* A fresh adapter's modules_to_save: the base model's tensors (base, the
+ * model directory's files), resized vocabulary rows the mean of the others
+ * as for frozen ones, into unit ui's host trainable buffer (PEFT's copy of
+ * the module). */
+int model_saved_init_unit(const model *m, int ui, const safetensors *base, float *host_train, errbuf *e);
 /* True when the adapter must carry the embedding layers (vocab resized or
  * they came from an adapter): PEFT's save_embedding_layers "auto". */
 int model_saves_embeddings(const model *m);
 /* The same tables from config.json alone (a directory or the file), every
- * frozen tensor taken to be stored as dt (the linear layers' weights as NF4
- * when nf4_linear): for plans, which load nothing. */
-int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, int nf4_linear,
-                       backend *be, errbuf *e);
+ * frozen tensor taken to be stored as dt: for plans, which load nothing
+ * (QLoRA's 4-bit layout then comes from model_quantize_linears, as in runs). */
+int model_init_planned(model *m, const char *config_path, const lora_config *lc, storage_dtype dt, backend *be,
+                       errbuf *e);
 /* QLoRA, after model_init and before fsdp_init: every layer's linear
  * weights are stored as the 4-bit format q4 (weight4.h), quantized when
  * fsdp.c loads them; the storage offsets are laid out again. */
@@ -145,8 +158,9 @@ void model_prepare(model *m, int batch, int seq, int checkpointing);
 /* The pieces of a micro-batch, unit by unit (FSDP binds each unit first):
  * forward of the embedding or a layer; the head's forward, which returns
  * the sum of the token losses over non-ignored targets and, when
- * do_backward, starts backward (dh scaled by grad_scale); and backward of
- * a layer, whose adapter gradients ACCUMULATE into unit->grad.  When logits
+ * do_backward, starts backward (dh scaled by grad_scale; a trained lm_head's
+ * gradient too); and backward of a layer, or of a trained embedding (after
+ * the first layer's), whose gradients ACCUMULATE into unit->grad.  When logits
  * is not NULL (host [batch*seq, vocab]) the head copies the logits there. */
 void model_unit_forward(model *m, int ui, const model_batch *b);
 double model_head_forward(model *m, const model_batch *b, float grad_scale, int do_backward, float *logits);

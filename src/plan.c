@@ -1,10 +1,21 @@
-/* plan.c: `shardtune plan` runs one optimizer step of the real FSDP
+/* plan.c: `shardtune plan` runs two optimizer steps of the real FSDP
  * schedule on the counting backend (backend_null.c) and the counting
  * communicator (comm_sim.c), as rank 0 of --num_processes ranks would.
  * The numbers are therefore what this program's allocations and
  * collectives add up to, not a separate formula that could drift from
- * them: the CPU backend's layout (fp32 compute buffers).  Nothing but
- * config.json is read.
+ * them.  Nothing but config.json is read.
+ *
+ * Two layouts, as the backend a run would open: the CPU backend's (fp32
+ * compute buffers), or the CUDA backend's with --device cuda, or by default
+ * when bf16 is asked for (--bf16 True, mixed_precision: bf16), which only
+ * the GPU honours.  For the latter the counting backend reports what
+ * backend_cuda_create does (the bf16 residual stream) and keeps the CUDA
+ * ops' scratch, and collectives between host and device buffers
+ * (fsdp_offload_params) stage the host side through device buffers in
+ * comm_buffers, as cuda/comm_nccl.c does.  4-bit weights follow
+ * --bnb_4bit_quant_type and --use_nested_quant (or a bitsandbytes 4-bit
+ * checkpoint's quantization_config) through model_quantize_linears, as a
+ * run's do.
  *
  * Rank 0's numbers are every rank's: fsdp_init pads each unit so that all
  * shards have one size, every rank runs the same schedule on full
@@ -12,7 +23,7 @@
  * rank-dependent count (a broadcast's root) occurs in loading, which the
  * plan does not run.
  *
- * The peaks are those of a whole training run: after the step, the plan
+ * The peaks are those of a whole training run: after the steps, the plan
  * also gathers the adapter as train.c's save_adapter does at the end of
  * every run (one unit's full trainable buffer in comm_buffers, larger than
  * the step's reduce-scatter shard), so that every category equals a real
@@ -31,6 +42,7 @@
 #include "model.h"
 #include "optim.h"
 #include "session.h"
+#include "weight4.h"
 
 static int storage_of(const run_config *c, const llama_config *cfg, storage_dtype *dt, errbuf *e)
 {
@@ -44,6 +56,97 @@ static int storage_of(const run_config *c, const llama_config *cfg, storage_dtyp
     else
         return err_set(e, "--torch_dtype: '%s' is not float32, bfloat16 or float16", name);
     return 0;
+}
+
+/* NCCL's staging (cuda/comm_nccl.c, run and run_staged): a collective with
+ * one side in host memory and the other on the device copies the host side
+ * through a device buffer allocated for the collective and freed at its
+ * end; all-host collectives run on MPI, all-device ones in place.  The
+ * counting communicator's own collectives run after, so traffic is counted
+ * as before. */
+typedef struct staging {
+    backend *be;
+    comm_request *(*all_gather)(comm *, comm_group, const void *, void *, size_t, int);
+    comm_request *(*reduce_scatter)(comm *, comm_group, const float *, float *, size_t, int);
+} staging;
+
+static void stage(comm *c, comm_op_kind kind, comm_group g, const void *send, const void *recv, size_t payload)
+{
+    backend *be = ((staging *)c->impl)->be;
+    const int send_dev = backend_null_on_device(be, send), recv_dev = backend_null_on_device(be, recv);
+    if (send_dev == recv_dev)
+        return;
+    const size_t group = (size_t)c->size[g];
+    void *send_stage = NULL, *recv_stage = NULL;
+    if (!send_dev)
+        send_stage = be->alloc(be, kind == COMM_REDUCE_SCATTER ? payload * group : payload, MEM_COMM);
+    if (!recv_dev && send != recv)
+        recv_stage = be->alloc(be, kind == COMM_ALL_GATHER ? payload * group : payload, MEM_COMM);
+    be->free(be, send_stage);
+    be->free(be, recv_stage);
+}
+
+static comm_request *staged_all_gather(comm *c, comm_group g, const void *send, void *recv, size_t n, int async)
+{
+    stage(c, COMM_ALL_GATHER, g, send, recv, comm_payload_bytes(COMM_ALL_GATHER, n, COMM_BYTE));
+    return ((staging *)c->impl)->all_gather(c, g, send, recv, n, async);
+}
+
+static comm_request *staged_reduce_scatter(comm *c, comm_group g, const float *send, float *recv, size_t n, int async)
+{
+    stage(c, COMM_REDUCE_SCATTER, g, send, recv, comm_payload_bytes(COMM_REDUCE_SCATTER, n, COMM_F32));
+    return ((staging *)c->impl)->reduce_scatter(c, g, send, recv, n, async);
+}
+
+/* All-reduces and broadcasts are in place (send == recv): never staged. */
+static void stage_through_device(comm *sim, backend *be)
+{
+    if (sim->impl)
+        die(EXIT_FAILURE_RUN, "plan: the counting communicator has state of its own; staging cannot wrap it");
+    staging *st = xcalloc(1, sizeof *st);
+    st->be = be;
+    st->all_gather = sim->all_gather;
+    st->reduce_scatter = sim->reduce_scatter;
+    sim->impl = st;
+    sim->all_gather = staged_all_gather;
+    sim->reduce_scatter = staged_reduce_scatter;
+}
+
+/* The layout a run would have: the CUDA backend's for --device cuda, or
+ * (device auto) when bf16 is asked for; the device comes from --device,
+ * else $SHARDTUNE_DEVICE, as a run's does. */
+static int plans_cuda(const run_config *c, const accel_config *acc, int *bf16, errbuf *e)
+{
+    const char *env = getenv("SHARDTUNE_DEVICE");
+    const char *device = c->device ? c->device : env && *env ? env : "auto";
+    if (!c->device && config_check_device(device, "SHARDTUNE_DEVICE", e) != 0)
+        return -1;
+    *bf16 = c->bf16 || strcmp(acc->mixed_precision, "bf16") == 0;
+    return strcmp(device, "cuda") == 0 || (strcmp(device, "auto") == 0 && *bf16);
+}
+
+/* One optimizer step of train.c's schedule on full micro-batches. */
+static void plan_step(fsdp *f, optimizer *opt, int B, int T, int G)
+{
+    backend *be = f->be;
+    comm *cm = f->cm;
+    double counts[3] = {0, 0, 0};
+    cm->all_reduce(cm, COMM_WORLD, counts, 2, COMM_F64, 0);
+    fsdp_zero_grads(f);
+    for (int t = 0; t < G; t++) {
+        size_t n_bytes = (size_t)B * T * sizeof(int32_t);
+        model_batch mb = {.batch = B, .seq = T};
+        mb.ids = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+        mb.targets = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+        mb.pos = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
+        fsdp_forward_backward(f, &mb, 1.0f, 1, NULL);
+        be->free(be, mb.ids);
+        be->free(be, mb.targets);
+        be->free(be, mb.pos);
+    }
+    cm->all_reduce(cm, COMM_WORLD, counts + 2, 1, COMM_F64, 0);
+    fsdp_finish_grads(f);
+    optim_step(opt, be, f->param_shards, f->grad_shards, 1e-4f);
 }
 
 static double gib(size_t n_bytes) { return (double)n_bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -64,13 +167,28 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     if (storage_of(c, &cfg, &dt, e) != 0)
         return -1;
 
-    backend *be = backend_null_create();
+    int bf16 = 0;
+    const int cuda = plans_cuda(c, &acc, &bf16, e);
+    if (cuda < 0)
+        return -1;
+    /* 4-bit as a run decides it (session.c): the flags, or a checkpoint
+     * bitsandbytes saved 4-bit (config.json's quantization_config) */
+    const int four_bit = c->use_4bit_quantization || cfg.bnb_4bit;
+    const char *q4_type = cfg.bnb_4bit ? cfg.bnb_4bit_quant_type : c->bnb_4bit_quant_type;
+    const storage_dtype q4 = weight4_dtype(strcmp(q4_type, "fp4") == 0 ? QUANT4_FP4 : QUANT4_NF4,
+                                           cfg.bnb_4bit ? cfg.bnb_4bit_nested : c->use_nested_quant);
+
+    backend *be = cuda ? backend_null_create_cuda(bf16) : backend_null_create();
     comm *cm = comm_sim_create(fsdp_comm_layout(acc.sharding_strategy), c->num_processes, c->ranks_per_node);
+    if (cuda)
+        stage_through_device(cm, be);
     model m;
     fsdp f;
     optimizer opt;
-    if (model_init_planned(&m, c->model_name_or_path, &lc, dt, c->use_4bit_quantization, be, e) != 0)
+    if (model_init_planned(&m, c->model_name_or_path, &lc, dt, be, e) != 0)
         return -1;
+    if (four_bit)
+        model_quantize_linears(&m, q4);
     fsdp_init(&f, &m, be, cm, &acc);
     fsdp_bind_resident(&f);
     const int B = c->per_device_train_batch_size, T = c->max_seq_len, G = c->gradient_accumulation_steps;
@@ -78,29 +196,17 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     optim_init(&opt, be, f.n_ranges, f.shard_elems, 0.9f, 0.999f, 1e-8f, 0.0f, acc.offload_params);
     m.training = 1;
 
-    /* one optimizer step, as train.c runs it */
-    size_t sent_before[COMM_N_OPS];
-    memcpy(sent_before, cm->bytes_sent, sizeof sent_before);
-    double counts[3] = {0, 0, 0};
-    cm->all_reduce(cm, COMM_WORLD, counts, 2, COMM_F64, 0);
-    fsdp_zero_grads(&f);
-    for (int t = 0; t < G; t++) {
-        size_t n_bytes = (size_t)B * T * sizeof(int32_t);
-        model_batch mb = {.batch = B, .seq = T};
-        mb.ids = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
-        mb.targets = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
-        mb.pos = be->alloc(be, n_bytes, MEM_ACTIVATIONS);
-        fsdp_forward_backward(&f, &mb, 1.0f, 1, NULL);
-        be->free(be, mb.ids);
-        be->free(be, mb.targets);
-        be->free(be, mb.pos);
-    }
-    cm->all_reduce(cm, COMM_WORLD, counts + 2, 1, COMM_F64, 0);
-    fsdp_finish_grads(&f);
-    optim_step(&opt, be, f.param_shards, f.grad_shards, 1e-4f);
+    /* optimizer steps as train.c runs them: two, because the CUDA ops'
+     * scratch, allocated in the first, is held through the second (a run of
+     * one step peaks lower); the traffic is the second's */
     size_t sent_per_step[COMM_N_OPS];
-    for (int k = 0; k < COMM_N_OPS; k++)
-        sent_per_step[k] = cm->bytes_sent[k] - sent_before[k];
+    for (int step = 0; step < 2; step++) {
+        size_t sent_before[COMM_N_OPS];
+        memcpy(sent_before, cm->bytes_sent, sizeof sent_before);
+        plan_step(&f, &opt, B, T, G);
+        for (int k = 0; k < COMM_N_OPS; k++)
+            sent_per_step[k] = cm->bytes_sent[k] - sent_before[k];
+    }
 
     /* the end of the run: the adapter gathered whole, unit by unit, to be
      * saved (a host buffer of the real size, though the counting backend
@@ -119,10 +225,16 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     }
     char desc[512];
     accel_config_describe(&acc, desc, sizeof desc);
+    const char *layout = !cuda ? "cpu" : bf16 ? "cuda-bf16" : "cuda-fp32";
+    /* a node's ranks: --ranks_per_node, else all of them on one node */
+    const int per_node = c->ranks_per_node > 0 && c->ranks_per_node < c->num_processes ? c->ranks_per_node
+                                                                                         : c->num_processes;
     if (c->json) {
-        printf("{\"num_processes\": %d, \"shard_group\": %d, \"replica_group\": %d, \"frozen_params\": %zu, "
-               "\"frozen_bytes\": %zu, \"trainable_params\": %zu, \"peak_bytes\": {",
-               c->num_processes, f.shard_size, f.replica_size, n_frozen, frozen_total, model_n_trainable(&m));
+        printf("{\"layout\": \"%s\", \"num_processes\": %d, \"ranks_per_node\": %d, \"shard_group\": %d, "
+               "\"replica_group\": %d, \"frozen_params\": %zu, \"frozen_bytes\": %zu, \"frozen_linear_dtype\": \"%s\", "
+               "\"trainable_params\": %zu, \"peak_bytes\": {",
+               layout, c->num_processes, per_node, f.shard_size, f.replica_size, n_frozen, frozen_total,
+               storage_dtype_name(four_bit ? q4 : dt), model_n_trainable(&m));
         for (int k = 0; k < MEM_N_CATEGORIES; k++)
             printf("%s\"%s\": %zu", k ? ", " : "", mem_category_names[k], be->peak_bytes[k]);
         size_t host = 0;
@@ -134,14 +246,18 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
             printf("%s\"%s\": %zu", k ? ", " : "", comm_op_name((comm_op_kind)k), sent_per_step[k]);
         printf("}}\n");
     } else {
-        printf("plan: %s, %d layers, hidden %d, %zu frozen parameters (%.2f GiB as %s%s), %zu trainable (LoRA r=%d)\n",
+        printf("plan: %s, %d layers, hidden %d, %zu frozen parameters (%.2f GiB as %s%s%s), %zu trainable (LoRA r=%d)\n",
                c->model_name_or_path, cfg.n_layers, cfg.hidden_size, n_frozen, gib(frozen_total), storage_dtype_name(dt),
-               c->use_4bit_quantization ? ", linear layers nf4" : "", model_n_trainable(&m), lc.r);
+               four_bit ? ", linear layers " : "", four_bit ? storage_dtype_name(q4) : "",
+               model_n_trainable(&m), lc.r);
         printf("  %d rank(s), %s; shard group %d, replica group %d\n", c->num_processes, desc, f.shard_size,
                f.replica_size);
         printf("  micro-batch %d x %d tokens, %d accumulation steps, gradient checkpointing %s\n", B, T, G,
                c->gradient_checkpointing ? "on" : "off");
-        printf("peak bytes per rank (GiB; CPU backend layout, fp32 compute buffers):\n");
+        printf("peak bytes per rank (GiB; %s):\n",
+               !cuda ? "CPU backend layout, fp32 compute buffers"
+               : bf16 ? "CUDA backend layout, bf16 residual stream, fp32 inside a layer and in gathered units"
+                      : "CUDA backend layout, fp32");
         for (int k = 0; k < MEM_N_CATEGORIES; k++)
             printf("  %-17s %10.3f\n", mem_category_names[k], gib(be->peak_bytes[k]));
         printf("  %-17s %10.3f\n", "total", gib(be->peak_total_bytes));
@@ -149,7 +265,8 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
         for (int k = 0; k < MEM_N_CATEGORIES; k++)
             host += be->host_peak_bytes[k];
         if (host)
-            printf("  %-17s %10.3f  (fsdp_offload_params: shards and AdamW moments)\n", "offloaded to host", gib(host));
+            printf("  %-17s %10.3f  (fsdp_offload_params: shards and AdamW moments; %d rank(s) a node: %.3f)\n",
+                   "offloaded to host", gib(host), per_node, gib(host * (size_t)per_node));
         printf("bytes each rank sends per optimizer step (GiB):\n");
         size_t all = 0;
         for (int k = 0; k < COMM_N_OPS; k++) {
@@ -162,6 +279,8 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     optim_free(&opt, be);
     fsdp_free(&f);
     model_free(&m);
+    free(cm->impl); /* the staging, if any */
+    cm->impl = NULL;
     cm->destroy(cm);
     be->destroy(be);
     return 0;

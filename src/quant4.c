@@ -145,16 +145,21 @@ static float reciprocal_scale(float absmax)
     return 1.0f / (absmax > tiny ? absmax : tiny);
 }
 
-int quant4_quantize(quant4_type t, size_t blocksize, storage_dtype d, const void *x, size_t n,
-                    uint8_t *packed, float *absmax, errbuf *e)
+static int check_source(size_t blocksize, storage_dtype d, errbuf *e)
 {
     if (quant4_check_blocksize(blocksize, e) != 0)
         return -1;
     if (d != DT_F32 && d != DT_BF16 && d != DT_F16)
         return err_set(e, "4-bit quantization of %s values: expected f32, bf16 or f16",
                        storage_dtype_name(d));
+    return 0;
+}
+
+int quant4_absmax(size_t blocksize, storage_dtype d, const void *x, size_t n, float *absmax, errbuf *e)
+{
+    if (check_source(blocksize, d, e) != 0)
+        return -1;
     const size_t n_blocks = quant4_n_blocks(n, blocksize), elem = storage_bytes(d, 1);
-    const unsigned zero_code = quant4_encode(t, 0.0f);
     size_t bad = SIZE_MAX; /* lowest index of a value that is not finite */
 
 #pragma omp parallel for schedule(static) reduction(min : bad)
@@ -166,22 +171,50 @@ int quant4_quantize(quant4_type t, size_t blocksize, storage_dtype d, const void
         size_t i;
         for (i = 0; i < len && isfinite(v[i]); i++)
             m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
-        if (i < len) {
+        if (i < len)
             bad = start + i < bad ? start + i : bad;
-            continue;
-        }
-        const float r = reciprocal_scale(m);
-        /* start is even (blocksize is), so byte pairs never straddle blocks */
-        for (i = 0; i < len; i += 2) {
-            unsigned hi = quant4_encode(t, v[i] * r);
-            unsigned lo = i + 1 < len ? quant4_encode(t, v[i + 1] * r) : zero_code;
-            packed[(start + i) / 2] = (uint8_t)(hi << 4 | lo);
-        }
         absmax[b] = m;
     }
     if (bad != SIZE_MAX)
         return err_set(e, "4-bit quantization: value %zu is not finite", bad);
     return 0;
+}
+
+int quant4_pack(quant4_type t, size_t blocksize, storage_dtype d, const void *x, size_t first, size_t len,
+                size_t n, const float *absmax, uint8_t *packed, errbuf *e)
+{
+    if (check_source(blocksize, d, e) != 0)
+        return -1;
+    if (first % 2 != 0 || first + len > n || (len % 2 != 0 && first + len != n))
+        return err_set(e, "4-bit packing of values [%zu, %zu) of %zu: not whole bytes", first, first + len, n);
+    const size_t elem = storage_bytes(d, 1), end = first + len;
+    const size_t b_first = first / blocksize, b_end = quant4_n_blocks(end, blocksize);
+    const unsigned zero_code = quant4_encode(t, 0.0f);
+    const unsigned char *src = x;
+
+#pragma omp parallel for schedule(static)
+    for (size_t b = b_first; b < b_end; b++) {
+        float v[QUANT4_MAX_BLOCKSIZE];
+        const size_t lo = b * blocksize > first ? b * blocksize : first;
+        const size_t hi = (b + 1) * blocksize < end ? (b + 1) * blocksize : end;
+        storage_to_f32(d, src + (lo - first) * elem, v, hi - lo);
+        const float r = reciprocal_scale(absmax[b]);
+        /* lo is even (first and blocksize are), so byte pairs never straddle blocks */
+        for (size_t i = lo; i < hi; i += 2) {
+            unsigned h = quant4_encode(t, v[i - lo] * r);
+            unsigned l = i + 1 < hi ? quant4_encode(t, v[i + 1 - lo] * r) : zero_code;
+            packed[(i - first) / 2] = (uint8_t)(h << 4 | l);
+        }
+    }
+    return 0;
+}
+
+int quant4_quantize(quant4_type t, size_t blocksize, storage_dtype d, const void *x, size_t n,
+                    uint8_t *packed, float *absmax, errbuf *e)
+{
+    if (quant4_absmax(blocksize, d, x, n, absmax, e) != 0)
+        return -1;
+    return quant4_pack(t, blocksize, d, x, 0, n, n, absmax, packed, e);
 }
 
 void quant4_dequantize(quant4_type t, size_t blocksize, const uint8_t *packed, const float *absmax,

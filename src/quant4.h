@@ -64,6 +64,20 @@ unsigned quant4_dynamic_encode(float s);
 int quant4_quantize(quant4_type t, size_t blocksize, storage_dtype d, const void *x, size_t n,
                     uint8_t *packed, float *absmax, errbuf *e);
 
+/* The two halves of quant4_quantize, for a caller that holds only part of
+ * a tensor (sharded loading: each rank the blocks it was given, then the
+ * values behind its own packed bytes).
+ * quant4_absmax: absmax[quant4_n_blocks(n, blocksize)] of n values (x starts
+ * on a block boundary of the tensor); -1 and e set for a value that is not
+ * finite (its index counted from x).
+ * quant4_pack: the packed bytes of values [first, first + len) of a tensor
+ * of n (x points at value first; first even, len even unless the range ends
+ * the tensor), given the whole tensor's absmax; packed[0] is the byte of
+ * value first.  The bytes equal quant4_quantize's. */
+int quant4_absmax(size_t blocksize, storage_dtype d, const void *x, size_t n, float *absmax, errbuf *e);
+int quant4_pack(quant4_type t, size_t blocksize, storage_dtype d, const void *x, size_t first, size_t len,
+                size_t n, const float *absmax, uint8_t *packed, errbuf *e);
+
 /* out[i] = fl32(value(code_i) * absmax[i / blocksize]), then rounded to
  * nearest even into format d (F32, BF16 or F16). */
 void quant4_dequantize(quant4_type t, size_t blocksize, const uint8_t *packed, const float *absmax,

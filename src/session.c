@@ -129,28 +129,68 @@ int session_load_accel_config(accel_config *acc, const run_config *c, int world,
     return 0;
 }
 
-/* QLoRA: the layers' linear weights become 4-bit codes in the frozen
- * buffers (quantized on load by fsdp.c, dequantized to fp32 unit by unit
- * when a unit is gathered for compute). */
-static int use_4bit(session *s, const run_config *c, errbuf *e)
+/* --NAME on the command line (as "--NAME value" or "--NAME=value"). */
+static int flag_given(int argc, char **argv, const char *name)
 {
-    if (strcmp(s->be->name, "cpu") != 0)
-        return err_set(e, "--use_4bit_quantization: not supported yet on --device cuda (the CUDA backend cannot "
-                          "dequantize 4-bit weights yet); use --device cpu");
-    int fp4 = strcmp(c->bnb_4bit_quant_type, "fp4") == 0;
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, n) == 0 &&
+            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+            return 1;
+    return 0;
+}
+
+/* A checkpoint saved with bitsandbytes 4-bit weights (config.json's
+ * quantization_config) fixes the quant type and nesting: a flag that asks
+ * for others is refused. */
+static int check_prequantized_flags(const session *s, const run_config *c, int argc, char **argv, errbuf *e)
+{
+    const llama_config *q = &s->m.cfg;
+    if (flag_given(argc, argv, "bnb_4bit_quant_type") && strcmp(c->bnb_4bit_quant_type, q->bnb_4bit_quant_type) != 0)
+        return err_set(e, "--bnb_4bit_quant_type %s: %s/config.json's quantization_config says %s (the checkpoint's "
+                          "weights are already 4-bit)", c->bnb_4bit_quant_type, c->model_name_or_path,
+                       q->bnb_4bit_quant_type);
+    if (flag_given(argc, argv, "use_nested_quant") && !c->use_nested_quant != !q->bnb_4bit_nested)
+        return err_set(e, "--use_nested_quant %s: %s/config.json's quantization_config has bnb_4bit_use_double_quant "
+                          "%s (the checkpoint's weights are already 4-bit)", c->use_nested_quant ? "True" : "False",
+                       c->model_name_or_path, q->bnb_4bit_nested ? "true" : "false");
+    return 0;
+}
+
+/* QLoRA: the layers' linear weights become 4-bit codes in the frozen
+ * buffers (quantized on load by fsdp.c, or read as a *-bnb-4bit checkpoint
+ * saved them; dequantized to fp32 unit by unit when a unit is gathered for
+ * compute). */
+static int use_4bit(session *s, const run_config *c, int argc, char **argv, errbuf *e)
+{
+    const int saved = s->m.cfg.bnb_4bit;
+    if (saved && check_prequantized_flags(s, c, argc, argv, e) != 0)
+        return -1;
+    const char *type = saved ? s->m.cfg.bnb_4bit_quant_type : c->bnb_4bit_quant_type;
+    const int nested = saved ? s->m.cfg.bnb_4bit_nested : c->use_nested_quant;
     size_t before = 0, after = 0;
     for (int ui = 0; ui < s->m.n_units; ui++)
         before += s->m.units[ui].n_storage_bytes;
-    model_quantize_linears(&s->m, weight4_dtype(fp4 ? QUANT4_FP4 : QUANT4_NF4, c->use_nested_quant));
+    if (!saved) /* the checkpoint's own are set by model_init */
+        model_quantize_linears(&s->m, weight4_dtype(strcmp(type, "fp4") == 0 ? QUANT4_FP4 : QUANT4_NF4, nested));
     for (int ui = 0; ui < s->m.n_units; ui++)
         after += s->m.units[ui].n_storage_bytes;
     if (s->rank == 0) {
-        log_info("4-bit: linear weights as %s%s, blocks of %d: frozen weights %.3f MiB (%.3f MiB as loaded)",
-                 c->bnb_4bit_quant_type, c->use_nested_quant ? " with nested absmax" : "", WEIGHT4_BLOCKSIZE,
-                 after / 1048576.0, before / 1048576.0);
-        if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0)
+        if (saved)
+            log_info("4-bit: linear weights as %s%s, blocks of %d, as bitsandbytes saved them: frozen weights %.3f MiB",
+                     type, nested ? " with nested absmax" : "", WEIGHT4_BLOCKSIZE, after / 1048576.0);
+        else
+            log_info("4-bit: linear weights as %s%s, blocks of %d: frozen weights %.3f MiB (%.3f MiB as loaded)",
+                     type, nested ? " with nested absmax" : "", WEIGHT4_BLOCKSIZE, after / 1048576.0,
+                     before / 1048576.0);
+        if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0 && strcmp(s->be->name, "cpu") == 0)
             log_info("note: --bnb_4bit_compute_dtype %s: the CPU backend dequantizes to fp32 and computes in fp32 "
                      "(%s compute is not supported on the CPU)", c->bnb_4bit_compute_dtype, c->bnb_4bit_compute_dtype);
+        else if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0) /* CUDA: the precision is --bf16's */
+            log_info("note: --bnb_4bit_compute_dtype %s: the CUDA backend dequantizes to fp32; its products %s",
+                     c->bnb_4bit_compute_dtype,
+                     s->be->activation_dtype == DT_BF16 ? "round their inputs to bf16 and accumulate in fp32 (--bf16)"
+                                                        : "are fp32 (--bf16 True makes them bf16)");
     }
     return 0;
 }
@@ -187,22 +227,21 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
         lc.use_dora = c->use_dora;
         if (lora_parse_targets(c->lora_target_modules, &lc.target_mask, e) != 0)
             return -1;
+        if (c->modules_to_save)
+            lora_parse_modules_to_save(c->modules_to_save, &lc);
     }
-    if (lc.use_dora && c->use_4bit_quantization)
-        return err_set(e, "%s: use_dora with --use_4bit_quantization (QDoRA) is not supported yet",
-                       c->adapter ? c->adapter : "--use_dora");
     safetensors *adapter = NULL;
     if (c->adapter && !(adapter = peft_adapter_open_weights(c->adapter, e)))
         return -1;
     int rc = -1;
     if (model_init(&s->m, c->model_name_or_path, &lc, vocab_size, adapter, s->be, e) != 0)
         goto out;
-    if (c->use_4bit_quantization && use_4bit(s, c, e) != 0)
+    if ((c->use_4bit_quantization || s->m.cfg.bnb_4bit) && use_4bit(s, c, argc, argv, e) != 0)
         goto out;
     fsdp_init(&s->f, &s->m, s->be, s->cm, &s->acc);
     if (fsdp_load_frozen(&s->f, c->model_name_or_path, adapter, e) != 0)
         goto out;
-    if (fsdp_load_trainable(&s->f, (uint64_t)c->seed, adapter, e) != 0)
+    if (fsdp_load_trainable(&s->f, c->model_name_or_path, (uint64_t)c->seed, adapter, e) != 0)
         goto out;
     rc = 0;
 out:

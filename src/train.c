@@ -422,9 +422,9 @@ int eval_run(const run_config *c, int argc, char **argv, errbuf *e)
         goto out;
     }
     if (c->json)
-        log_info("{\"eval_loss\": %.9g, \"eval_tokens\": %.0f, \"eval_rows\": %zu}", loss, n_targets, data.n_rows);
+        log_result("{\"eval_loss\": %.9g, \"eval_tokens\": %.0f, \"eval_rows\": %zu}", loss, n_targets, data.n_rows);
     else
-        log_info("eval_loss: %.6f", loss);
+        log_result("eval_loss: %.6f", loss);
     rc = 0;
 out:
     dataset_free(&data);

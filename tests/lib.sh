@@ -58,3 +58,18 @@ need_reference_python() {
     fi
     skip_unless_required "no Python with torch, transformers, peft and safetensors (set SHARDTUNE_PYTHON)"
 }
+
+# check_run RUN REF_RUN MODEL_DIR: a `shardtune train` output directory against
+# the reference run's (tests/ref/reference_train.py): metrics (compare_metrics.py)
+# and saved adapter (check_adapter.py, rel 1e-5); prints their summaries (all of
+# either on a difference) and returns 1 when one differs.
+check_run() {
+    _bad=0
+    "$PY" "$top_srcdir/tests/ref/compare_metrics.py" "$1/metrics.jsonl" "$2/metrics.jsonl" >"$1.metrics" 2>&1 \
+        || { cat "$1.metrics"; _bad=1; }
+    tail -n 1 "$1.metrics"
+    "$PY" "$top_srcdir/tests/ref/check_adapter.py" --rtol 1e-5 "$3" "$1" "$2" >"$1.adapter" 2>&1 \
+        || { cat "$1.adapter"; _bad=1; }
+    grep -E '^check_adapter' "$1.adapter" || true
+    return $_bad
+}

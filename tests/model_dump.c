@@ -20,6 +20,38 @@
 #include "safetensors.h"
 #include "session.h"
 
+/* MODEL_DUMP_FROZEN=FILE: every frozen tensor as the shards store it (U8,
+ * its storage bytes: a 4-bit weight's packed codes and block state, as
+ * src/weight4.h lays them out), gathered from the shards, so that tests can
+ * compare the stored bytes across world sizes and with bitsandbytes. */
+static void dump_frozen(session *s, const char *path, int rank)
+{
+    st_writer *w = st_writer_new();
+    model *m = &s->m;
+    size_t n = 0;
+    for (int ui = 0; ui < m->n_units; ui++)
+        n += (size_t)m->units[ui].n_params;
+    uint8_t **bufs = xcalloc(n ? n : 1, sizeof *bufs);
+    size_t k = 0;
+    for (int ui = 0; ui < m->n_units; ui++)
+        for (int i = 0; i < m->units[ui].n_params; i++) {
+            const param_entry *p = &m->units[ui].params[i];
+            if (p->trainable)
+                continue;
+            int64_t bytes = (int64_t)storage_bytes(p->storage, p->n_elems);
+            bufs[k] = xmalloc((size_t)bytes);
+            fsdp_gather_frozen_tensor(&s->f, ui, p, bufs[k]);
+            st_writer_add(w, p->name, ST_U8, 1, &bytes, bufs[k++]);
+        }
+    errbuf e;
+    if (rank == 0 && st_writer_write(w, path, &e) != 0)
+        die(EXIT_FAILURE_RUN, "%s", e.msg);
+    st_writer_free(w);
+    while (k)
+        free(bufs[--k]);
+    free(bufs);
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -50,6 +82,8 @@ int main(int argc, char **argv)
     if (session_open(&s, &c, 0, vocab, argc - 1, argv + 1, &e) != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);
     model *m = &s.m;
+    if (getenv("MODEL_DUMP_FROZEN"))
+        dump_frozen(&s, getenv("MODEL_DUMP_FROZEN"), rank);
     dataset d;
     if (dataset_load(&dopt, 0, tok, m->cfg.vocab_size, &d, &e) != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);

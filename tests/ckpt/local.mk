@@ -4,3 +4,5 @@ TESTS += tests/ckpt/resume_equivalence.sh tests/ckpt/kill_during_save.sh tests/c
 	tests/ckpt/h5py_layout.sh
 EXTRA_DIST += tests/ckpt/ckpt_lib.sh tests/ckpt/resume_equivalence.sh tests/ckpt/kill_during_save.sh \
 	tests/ckpt/bad_checkpoint.sh tests/ckpt/h5py_layout.sh
+TESTS += tests/ckpt/resume_4bit_dora.sh
+EXTRA_DIST += tests/ckpt/resume_4bit_dora.sh

@@ -3,7 +3,8 @@
 # in tests/cuda_emu/include, into a plugin that runs without a GPU and
 # without nvcc.  Built on every machine, for tests/gpu/emulated.sh.
 CUDA_EMU_SRC = $(srcdir)/cuda/backend_cuda.cu $(srcdir)/cuda/elementwise_cuda.cu $(srcdir)/cuda/attention_cuda.cu \
-	$(srcdir)/cuda/xent_cuda.cu $(srcdir)/cuda/flash_attention_cuda.cu $(srcdir)/tests/cuda_emu/cuda_emu.cc
+	$(srcdir)/cuda/xent_cuda.cu $(srcdir)/cuda/flash_attention_cuda.cu $(srcdir)/cuda/dequant4_cuda.cu \
+	$(srcdir)/tests/cuda_emu/cuda_emu.cc
 CUDA_EMU_INC = $(srcdir)/tests/cuda_emu/include/cuda_runtime.h $(srcdir)/tests/cuda_emu/include/cuda_fp16.h \
 	$(srcdir)/tests/cuda_emu/include/cublas_v2.h $(srcdir)/tests/cuda_emu/include/nccl.h \
 	$(srcdir)/tests/cuda_emu/include/cuda_bf16.h $(srcdir)/tests/cuda_emu/include/mma.h \

@@ -40,3 +40,5 @@ tests_data_test_sampler_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
 TESTS += tests/data/test_sampler
 TESTS += tests/data/guide_command.sh
 EXTRA_DIST += tests/data/guide_command.sh
+TESTS += tests/data/guide_qlora_command.sh
+EXTRA_DIST += tests/data/guide_qlora_command.sh tests/ref/qlora_adapter_eval.py

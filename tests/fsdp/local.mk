@@ -22,3 +22,7 @@ TESTS += tests/fsdp/fsdp_equivalence.sh tests/fsdp/prefetch_identical.sh tests/f
 EXTRA_DIST += tests/fsdp/fsdp_lib.sh tests/fsdp/compare_runs.py tests/fsdp/fsdp_equivalence.sh \
 	tests/fsdp/prefetch_identical.sh tests/fsdp/memory_sharded.sh tests/fsdp/bad_config.sh tests/fsdp/plan_matches_run.sh \
 	tests/fsdp/profile_identical.sh
+TESTS += tests/fsdp/fsdp_equivalence_4bit.sh
+EXTRA_DIST += tests/fsdp/fsdp_equivalence_4bit.sh
+TESTS += tests/fsdp/plan_layouts.sh
+EXTRA_DIST += tests/fsdp/plan_layouts.sh tests/fsdp/plan_lib.sh

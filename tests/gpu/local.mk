@@ -11,3 +11,5 @@ tests_gpu_op_check_SOURCES = tests/gpu/op_check.c
 tests_gpu_op_check_LDFLAGS = $(AM_LDFLAGS) -Wl,--whole-archive,libshardtune.a,--no-whole-archive
 tests_gpu_op_check_LDADD = $(LDADD_COMMON)
 TESTS += tests/gpu/op_check tests/gpu/train_compare.sh tests/gpu/emulated.sh
+TESTS += tests/gpu/plan_matches_cuda.sh
+EXTRA_DIST += tests/gpu/plan_matches_cuda.sh

@@ -26,6 +26,7 @@
 #include "cuda_plugin.h"
 #include "dtype.h"
 #include "rng.h"
+#include "weight4.h"
 
 static backend *cpu, *gpu;
 static int failures;
@@ -148,6 +149,54 @@ static void check_to_f32(void)
             free(stored), free(ref);
         }
     free(x);
+}
+
+/* QLoRA's 4-bit weights (src/weight4.h's layout): the GPU's fp32 values are
+ * the CPU's bit for bit (FP4's -0.0 included), for NF4 and FP4, nested and
+ * plain absmax.  Sizes: one value; part of a block; 301 blocks and an odd
+ * count (a partial last block, and a partial last group of 256 blocks for
+ * the nested absmax); two whole groups.  Block scales span four decades, so
+ * that the nested absmax codes and their unnesting vary, and one block is
+ * all zeros.  Odd sizes start at an odd byte: the state is read at any
+ * alignment. */
+static void check_to_f32_4bit(void)
+{
+    static const storage_dtype types[] = {DT_NF4, DT_NF4_PLAIN, DT_FP4, DT_FP4_PLAIN};
+    static const size_t sizes[] = {1, 63, 64 * 300 + 37, 64 * 512};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            const size_t n = sizes[k], offset = n % 2 ? 3 : 0, bytes = weight4_bytes(types[t], n);
+            float *x = rand_floats(n, 1.0f);
+            for (size_t b = 0; b * 64 < n; b++) {
+                const float scale = b == 5 ? 0.0f : powf(10.0f, 4.0f * rng_next_uniform(&gen) - 2.0f);
+                for (size_t i = b * 64; i < n && i < b * 64 + 64; i++)
+                    x[i] *= scale;
+            }
+            unsigned char *stored = calloc(bytes + offset, 1);
+            errbuf e;
+            if (weight4_quantize(types[t], DT_F32, x, n, stored + offset, &e) != 0) {
+                printf("to_f32 4-bit: %s\n", e.msg);
+                failures++;
+            }
+            float *ref = malloc(n * sizeof *ref);
+            cpu->to_f32(cpu, ref, stored + offset, types[t], n);
+            unsigned char *dstored = up(stored, bytes + offset);
+            float *out = poisoned(n);
+            gpu->to_f32(gpu, out, dstored + offset, types[t], n);
+            float *got = down(out, n);
+            size_t differ = 0;
+            for (size_t i = 0; i < n; i++)
+                differ += memcmp(&ref[i], &got[i], sizeof *got) != 0;
+            char name[32], what[24];
+            snprintf(name, sizeof name, "to_f32 %s %s", types[t] == DT_FP4 || types[t] == DT_FP4_PLAIN ? "fp4" : "nf4",
+                     types[t] == DT_NF4 || types[t] == DT_FP4 ? "nested" : "plain");
+            snprintf(what, sizeof what, "n=%zu", n);
+            printf("%-5s %-18s %-8s %9zu of %zu values differ in their bits%s\n", bf16_mode ? "bf16" : "fp32", name,
+                   what, differ, n, differ ? "  FAIL" : "");
+            failures += differ != 0;
+            gpu->free(gpu, dstored), gpu->free(gpu, out);
+            free(x), free(stored), free(ref), free(got);
+        }
 }
 
 /* fp32 to bf16 (the narrow residual stream): the same bits as the CPU's
@@ -475,6 +524,7 @@ int main(void)
         rng_init(&gen, 7, (uint64_t)bf16_mode);
         check_matmul();
         check_to_f32();
+        check_to_f32_4bit();
         check_from_f32();
         check_flat();
         check_embedding_and_norm();

@@ -242,6 +242,50 @@ static void test_odd_sizes_blocks_and_bounds(void **state)
     }
 }
 
+/* Sharded loading quantizes a tensor in parts: absmax of some blocks, then
+ * the codes of any byte range.  Every part equals the same bytes of the
+ * whole-tensor quantization (itself checked against bitsandbytes in
+ * quant_bnb.sh), at odd lengths, ranges starting inside blocks and ending
+ * the tensor. */
+static void test_parts_equal_the_whole_tensor(void **state)
+{
+    static const size_t sizes[] = {640, 4097};
+    for (int t = 0; t < 2; t++)
+        for (size_t k = 0; k < 2; k++) {
+            const quant4_type type = t ? QUANT4_FP4 : QUANT4_NF4;
+            const size_t n = sizes[k], bs = 64, nb = quant4_n_blocks(n, bs), nbytes = quant4_packed_bytes(n);
+            float *x = malloc(n * sizeof *x), *absmax = malloc(nb * sizeof *absmax);
+            float *parts = malloc(nb * sizeof *parts);
+            uint8_t *packed = malloc(nbytes), *piece = malloc(nbytes + 1);
+            for (size_t i = 0; i < n; i++)
+                x[i] = normal();
+            errbuf e;
+            assert_int_equal(quant4_quantize(type, bs, DT_F32, x, n, packed, absmax, &e), 0);
+            for (size_t b = 0; b < nb; b += 3) { /* three blocks at a time, the last part short */
+                size_t len = n - b * bs < 3 * bs ? n - b * bs : 3 * bs;
+                assert_int_equal(quant4_absmax(bs, DT_F32, x + b * bs, len, parts + b, &e), 0);
+            }
+            assert_memory_equal(parts, absmax, nb * sizeof *absmax);
+            static const size_t starts[] = {0, 2, 62, 64, 66, 130, 600};
+            for (size_t j = 0; j < sizeof starts / sizeof *starts; j++) {
+                size_t first = starts[j];
+                for (size_t len = 2; first + len <= n; len = len * 3 + 2) {
+                    piece[len / 2] = 0xa5;
+                    assert_int_equal(quant4_pack(type, bs, DT_F32, x + first, first, len, n, absmax, piece, &e), 0);
+                    assert_memory_equal(piece, packed + first / 2, len / 2);
+                    assert_int_equal(piece[len / 2], 0xa5); /* nothing past the range */
+                }
+                size_t to_end = n - first; /* the range that ends the tensor (odd for 4097) */
+                assert_int_equal(quant4_pack(type, bs, DT_F32, x + first, first, to_end, n, absmax, piece, &e), 0);
+                assert_memory_equal(piece, packed + first / 2, (to_end + 1) / 2);
+            }
+            /* a range that starts or ends inside a byte is refused */
+            assert_int_equal(quant4_pack(type, bs, DT_F32, x + 1, 1, 4, n, absmax, piece, &e), -1);
+            assert_int_equal(quant4_pack(type, bs, DT_F32, x, 0, 3, n, absmax, piece, &e), -1);
+            free(x), free(absmax), free(parts), free(packed), free(piece);
+        }
+}
+
 static void test_zero_block_and_zero_input(void **state)
 {
     float x[128] = {0};
@@ -437,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_scales_by_the_reciprocal_not_by_division),
         cmocka_unit_test(test_first_element_in_the_high_nibble_odd_tail_padded),
         cmocka_unit_test(test_odd_sizes_blocks_and_bounds),
+        cmocka_unit_test(test_parts_equal_the_whole_tensor),
         cmocka_unit_test(test_zero_block_and_zero_input),
         cmocka_unit_test(test_tiny_absmax_is_clamped_like_bitsandbytes),
         cmocka_unit_test(test_round_trip_is_nearest_and_bounded),

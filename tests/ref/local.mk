@@ -25,3 +25,15 @@ TESTS += tests/ref/peft_adapter_forms.sh
 EXTRA_DIST += tests/ref/peft_adapter_forms.sh tests/ref/make_adapter_forms.py tests/ref/peft_eval_losses.py
 TESTS += tests/ref/qlora_matches_bnb.sh
 EXTRA_DIST += tests/ref/qlora_matches_bnb.sh tests/ref/qlora_reference.py tests/ref/qlora_common.py
+TESTS += tests/ref/qdora_matches_bnb.sh
+EXTRA_DIST += tests/ref/qdora_matches_bnb.sh tests/ref/qdora_reference.py
+TESTS += tests/ref/qlora_export_merge.sh
+EXTRA_DIST += tests/ref/qlora_export_merge.sh
+TESTS += tests/ref/modules_to_save_forms.sh tests/ref/modules_to_save_train.sh
+EXTRA_DIST += tests/ref/modules_to_save_forms.sh tests/ref/modules_to_save_train.sh \
+	tests/ref/make_saved_module_adapters.py tests/ref/adapter_roundtrip.sh
+TESTS += tests/ref/qlora_shard_load.sh
+EXTRA_DIST += tests/ref/qlora_shard_load.sh
+TESTS += tests/ref/qlora_prequantized.sh
+EXTRA_DIST += tests/ref/qlora_prequantized.sh tests/ref/qlora_prequantized.py
+EXTRA_DIST += tests/ref/qlora_lib.sh

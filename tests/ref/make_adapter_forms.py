@@ -72,6 +72,8 @@ EDITED_REFUSED = {
 
 
 def save_adapter(model, out, seed, **kw):
+    """modules_to_save's trained copies are moved off the base weights, so that a
+    program that loads the base module instead is seen."""
     cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
                      init_lora_weights=True, **kw)
     pm = get_peft_model(model, cfg)
@@ -80,6 +82,8 @@ def save_adapter(model, out, seed, **kw):
         for name, p in pm.named_parameters():
             if "lora_" in name:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif ".modules_to_save." in name:
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
     pm.save_pretrained(out)
     return pm.unload()  # the plain base model again
 

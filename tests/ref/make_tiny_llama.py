@@ -70,7 +70,7 @@ def legacy_rope_config(path):
         f.write("\n")
 
 
-def make_adapter(model, out, targets, use_rslora, seed, use_dora=False):
+def make_adapter(model, out, targets, use_rslora, seed, use_dora=False, magnitude_noise=0.1):
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0,
                      bias="none", task_type="CAUSAL_LM", use_rslora=use_rslora,
                      init_lora_weights=True, use_dora=use_dora)
@@ -81,7 +81,7 @@ def make_adapter(model, out, targets, use_rslora, seed, use_dora=False):
             if "lora_A" in name or "lora_B" in name:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
             elif "lora_magnitude_vector" in name:
-                p.mul_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+                p.mul_(1.0 + magnitude_noise * torch.randn(p.shape, generator=g))
     pm.save_pretrained(out)
     return pm.unload()  # the plain base model again, for the next adapter
 

@@ -22,24 +22,12 @@ need_reference_python
     { cat "$SCRATCH/make.log"; fail "make_adapter_forms.py"; }
 model="--model_name_or_path $SCRATCH/model"
 data="--dataset_name $SCRATCH/data.jsonl"
-# run NAME CMD...: the command's output in $SCRATCH/NAME.log; fail showing it
-run() { _n=$1; shift; "$@" > "$SCRATCH/$_n.log" 2>&1 || { cat "$SCRATCH/$_n.log"; fail "$_n"; }; }
-loss_of() { sed -n 's/.*"eval_loss": \([^,]*\),.*/\1/p' "$SCRATCH/$1.log"; }
+. "$top_srcdir/tests/ref/adapter_roundtrip.sh"
 
 : > "$SCRATCH/results"
 n=0
 for a in "$SCRATCH"/ok_*; do
-    f=${a##*/}
-    run "eval_$f" "$SHARDTUNE" eval $model --adapter "$a" $data --json
-    run "train_$f" "$SHARDTUNE" train $model --adapter "$a" $data --output_dir "$SCRATCH/resaved_$f" \
-        --learning_rate 0 --max_steps 1 --save_strategy no
-    run "merge_$f" "$SHARDTUNE" merge $model --adapter "$a" --out "$SCRATCH/merged_$f"
-    run "eval_merged_$f" "$SHARDTUNE" eval --model_name_or_path "$SCRATCH/merged_$f" $data --json
-    {
-        echo "$f $a $(loss_of "eval_$f")"
-        echo "$f:resaved-by-shardtune $SCRATCH/resaved_$f $(loss_of "eval_$f")"
-        echo "$f:merged $a $(loss_of "eval_merged_$f")"
-    } >> "$SCRATCH/results"
+    roundtrip "$a"
     n=$((n + 1))
 done
 [ "$n" -eq 10 ] || fail "expected 10 accepted forms, found $n"

@@ -26,6 +26,11 @@ def peft_loss(model_dir, adapter_dir, rows):
     if in_peft != in_file:
         raise SystemExit(f"{adapter_dir}: PEFT's LoRA modules are not the file's tensors: "
                          f"{sorted(in_peft ^ in_file)[:4]} ...")
+    return eval_loss(model, rows)
+
+
+def eval_loss(model, rows):
+    """What `shardtune eval` reports for rows [(ids, labels)] (at most 4096 tokens each)."""
     inp, lab = make_batch(rows, 4096, pad_id_of(model.config))
     with torch.no_grad():
         logits = model(input_ids=inp).logits

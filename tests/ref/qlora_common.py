@@ -76,9 +76,10 @@ def exact_nested_state(base, model_dir):
           f"lookup and the exact nearest (used)")
 
 
-def load_qlora_peft_model(model_dir, adapter_dir, quant_type="nf4", nested=False, trainable=True):
+def load_qlora_base(model_dir, quant_type="nf4", nested=False):
+    """The 4-bit base as load_qlora_peft_model sees it, before any adapter
+    (PEFT's DoRA computes its initial magnitude from these weights)."""
     import bitsandbytes as bnb
-    from peft import PeftModel
     from transformers import BitsAndBytesConfig, LlamaForCausalLM
 
     torch.use_deterministic_algorithms(True)
@@ -96,6 +97,12 @@ def load_qlora_peft_model(model_dir, adapter_dir, quant_type="nf4", nested=False
         raise SystemExit(f"qlora_common: {n4} Linear4bit modules, expected 7 per layer")
     if nested:
         exact_nested_state(base, model_dir)
+    return base
+
+
+def load_qlora_peft_model(model_dir, adapter_dir, quant_type="nf4", nested=False, trainable=True):
+    from peft import PeftModel
+    base = load_qlora_base(model_dir, quant_type, nested)
     model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=trainable)
     model.eval()
     for name, p in model.named_parameters():

@@ -14,15 +14,9 @@
 # saved adapter to rel 1e-5); and prints the all-gather bytes of a 4-bit run
 # against the same run on the bf16 weights.
 . "$top_srcdir/tests/lib.sh"
-need_reference_python
-"$PY" -c 'import bitsandbytes' 2>/dev/null || { required && fail "no bitsandbytes in $PY"; exit 77; }
-[ -n "${MPIRUN:-}" ] || { required && fail "no mpirun"; exit 77; }
-export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
-export OMP_NUM_THREADS=1          # ranks share two cores
-REF="$top_srcdir/tests/ref"
+. "$top_srcdir/tests/ref/qlora_lib.sh"
 D="$SCRATCH/q"
 ROWS=4 T=32
-QFLAGS="--use_4bit_quantization True --bnb_4bit_compute_dtype float32 --bnb_4bit_quant_storage_dtype bfloat16"
 
 "$PY" "$REF/qlora_reference.py" make "$D" >"$SCRATCH/make.log" 2>&1 \
     || { cat "$SCRATCH/make.log"; fail "qlora_reference.py make"; }

@@ -67,19 +67,22 @@ def load_peft_model(model_dir, adapter_dir, trainable=True, dtype=torch.float32)
     model.to(dtype)
     model.eval()
     for name, p in model.named_parameters():
-        p.requires_grad_("lora_" in name)
+        p.requires_grad_("lora_" in name or ".modules_to_save." in name)
     return model
 
 
 def lora_params(model):
     """[(saved key, parameter)] in a fixed order; the key as in adapter_model.safetensors
-    (DoRA's ...lora_magnitude_vector.default.weight is saved as ...lora_magnitude_vector)."""
+    (DoRA's ...lora_magnitude_vector.default.weight is saved as ...lora_magnitude_vector;
+    modules_to_save's trained copy ...lm_head.modules_to_save.default.weight as ...lm_head.weight)."""
     out = []
     for name, p in model.named_parameters():
         if "lora_A" in name or "lora_B" in name:
             out.append((name.replace(".default.", "."), p))
         elif "lora_magnitude_vector" in name:
             out.append((name.replace(".default.weight", ""), p))
+        elif ".modules_to_save.default." in name:
+            out.append((name.replace(".modules_to_save.default.", "."), p))
     return out
 
 

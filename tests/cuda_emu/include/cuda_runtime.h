@@ -131,6 +131,21 @@ inline float __uint_as_float(uint32_t u)
     memcpy(&f, &u, sizeof f);
     return f;
 }
+
+/* fp32 product and sum, each rounded to nearest even on its own: CUDA never
+ * contracts these intrinsics into a fused multiply-add.  The volatile store
+ * keeps a host compiler from contracting them either (GCC fuses a * b + c
+ * by default wherever the target has FMA). */
+inline float __fmul_rn(float a, float b)
+{
+    volatile float r = a * b;
+    return r;
+}
+inline float __fadd_rn(float a, float b)
+{
+    volatile float r = a + b;
+    return r;
+}
 #endif
 
 #endif
