@@ -15,7 +15,8 @@
 # --bnb_4bit_quant_type / --use_nested_quant, a malformed quant_state JSON, a
 # packed tensor of the wrong size, an unknown quant_type and a blocksize
 # other than 64, and an 8-bit or GPTQ quantization_config are each refused
-# with one line naming the file or flag; `shardtune merge` of an adapter on
+# with one line naming the file or flag; a DoRA adapter's gradients on the
+# saved checkpoint equal PEFT's too; `shardtune merge` of an adapter on
 # the saved checkpoint writes what PEFT's Linear4bit.merge computes there.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/ref/qlora_lib.sh"
@@ -23,8 +24,8 @@ D="$SCRATCH/q"
 ROWS=4 T=32
 cases="nf4:True nf4:False fp4:False"
 
-"$PY" "$REF/qlora_reference.py" make "$D" >"$SCRATCH/make.log" 2>&1 \
-    || { cat "$SCRATCH/make.log"; fail "qlora_reference.py make"; }
+"$PY" "$REF/qdora_reference.py" make "$D" >"$SCRATCH/make.log" 2>&1 \
+    || { cat "$SCRATCH/make.log"; fail "qdora_reference.py make"; }
 set --
 for c in $cases; do set -- "$@" "$D/model" "$D/m4.${c%:*}.${c#*:}" "${c%:*}" "${c#*:}"; done
 "$PY" "$REF/qlora_prequantized.py" save "$@" >"$SCRATCH/save.log" 2>&1 \
@@ -84,6 +85,19 @@ for c in $cases; do
 done
 "$PY" "$REF/qlora_prequantized.py" compare "$@" || status=1
 [ $status = 0 ] || fail "pre-quantized checkpoints"
+
+# QDoRA on the saved checkpoint: a PEFT DoRA adapter's A, B and magnitude
+# gradients (DoRA's row norm of the weight dequantized as saved)
+timeout 300 "$MODEL_DUMP" --model "$D/m4.nf4.True" --adapter "$D/adapter_dora" \
+    --data "$D/data.jsonl" --rows $ROWS --max_seq_len $T --out "$SCRATCH/dora.out" >"$SCRATCH/dora.log" 2>&1 \
+    || { cat "$SCRATCH/dora.log"; fail "model_dump QDoRA on the saved checkpoint"; }
+"$PY" "$REF/qlora_prequantized.py" grads nf4 True "$D/m4.nf4.True" "$D/adapter_dora" "$D/data.jsonl" $ROWS $T \
+    "$SCRATCH/dora.ref" >"$SCRATCH/dora.ref.log" 2>&1 || { cat "$SCRATCH/dora.ref.log"; fail "QDoRA reference"; }
+grep -q 'lora tensors=42' "$SCRATCH/dora.ref.log" || fail "the QDoRA reference did not see A, B and m of 14 layers"
+echo "== nf4 nested, QDoRA: the saved 4-bit model, 1 rank against transformers + peft on it"
+"$PY" "$REF/compare_tensors.py" "$SCRATCH/dora.out" "$SCRATCH/dora.ref" --rtol 1e-5 >"$SCRATCH/cmp.log" \
+    || { cat "$SCRATCH/cmp.log"; fail "QDoRA on the saved checkpoint differs from transformers + peft"; }
+tail -1 "$SCRATCH/cmp.log"
 
 # Refusals: one line naming the flag or the file and tensor, exit status 1.
 # refused WHAT PATTERN MODEL FLAGS...
