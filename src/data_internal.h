@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "chat.h"
 #include "data.h"
 
 /* The "input_ids" (and optional "labels") of a row, cut to max_len, every id
@@ -22,6 +23,12 @@ typedef struct doc_reader {
     const char *path;      /* for messages */
     dataset *docs;
 } doc_reader;
+
+/* The messages of a conversation row's "messages" or ShareGPT
+ * "conversations" (key), pointing into the JSON tree; ShareGPT roles become
+ * user / assistant / system.  *out is malloc'ed. */
+int data_row_messages(json_t *list, const char *key, const char *path, size_t line, chat_message **out,
+                      size_t *n_out, errbuf *e);
 
 /* One row of the file at line `line` (data_rows.c). */
 int data_row_to_doc(doc_reader *r, json_t *row, size_t line, errbuf *e);

@@ -16,8 +16,7 @@
 
 #include "data_internal.h"
 
-/* The messages of a conversation row, pointing into the JSON tree. */
-static int read_messages(json_t *list, const char *key, const char *path, size_t line, chat_message **out,
+int data_row_messages(json_t *list, const char *key, const char *path, size_t line, chat_message **out,
                          size_t *n_out, errbuf *e)
 {
     const int sharegpt = !strcmp(key, "conversations");
@@ -153,7 +152,7 @@ int data_row_to_doc(doc_reader *r, json_t *row, size_t line, errbuf *e)
     if (o->chat_format != CHAT_NONE && conv_key) {
         chat_message *msgs = NULL;
         size_t n_msgs = 0;
-        if (read_messages(json_object_get(row, conv_key), conv_key, r->path, line, &msgs, &n_msgs, e) != 0)
+        if (data_row_messages(json_object_get(row, conv_key), conv_key, r->path, line, &msgs, &n_msgs, e) != 0)
             return -1;
         chat_text ct;
         errbuf ce;

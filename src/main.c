@@ -11,6 +11,7 @@
 #include "merge.h"
 #include "plan.h"
 #include "tokenizer.h"
+#include "chat_template_cmd.h"
 #include "train.h"
 
 static void usage(FILE *out)
@@ -22,6 +23,8 @@ static void usage(FILE *out)
             "  eval      mean token loss of a model (and adapter) over a dataset\n"
             "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
             "  tokenize  --tokenizer PATH [--add_special_tokens True|False] [--decode] TEXT...\n"
+            "  chat-template --model_name_or_path DIR [--add_generation_prompt] FILE: rows as the model's\n"
+            "            chat template renders them\n"
             "  generate  --model_name_or_path DIR [--adapter DIR] --prompt TEXT --max_new_tokens N\n"
             "  export    CHECKPOINT --out DIR: the PEFT adapter of an HDF5 checkpoint\n"
             "  merge     --model_name_or_path BASE --adapter DIR --out DIR [--max_shard_size 5GB]\n"
@@ -110,6 +113,8 @@ int main(int argc, char **argv)
         rc = rank == 0 ? cmd_run(cmd, CMD_PLAN, plan_run, argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "tokenize")) {
         rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
+    } else if (!strcmp(cmd, "chat-template")) {
+        rc = rank == 0 ? chat_template_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "generate")) {
         rc = cmd_run(cmd, CMD_GENERATE, generate_run, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "export")) {
