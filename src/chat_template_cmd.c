@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_model.h"
 #include "chat_template_cmd.h"
 #include "data_internal.h"
-#include "jinja.h"
+#include "file_read.h"
 #include "log.h"
 
 static const char USAGE[] =
@@ -21,112 +22,35 @@ static const char USAGE[] =
     "  text as one JSON string per line ({\"error\": ...} for a row that fails, and the\n"
     "  others go on)\n";
 
-static char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *s = xmalloc(cap);
-    size_t got;
-    while ((got = fread(s + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) {
-            char *t = realloc(s, cap *= 2);
-            if (!t)
-                die(EXIT_FAILURE_RUN, "chat-template: out of memory reading %s", path);
-            s = t;
-        }
-    }
-    fclose(f);
-    s[len] = 0;
-    *n = len;
-    return s;
-}
-
-/* The template of DIR: chat_template.jinja, else tokenizer_config.json's
- * "chat_template" (a string, or a list of {name, template}: "default"). The
- * special tokens of tokenizer_config.json go into vars. */
-static char *model_template(const char *dir, json_t *vars, size_t *n)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    json_error_t jerr;
-    json_t *cfg = json_load_file(path, 0, &jerr);
-    if (!cfg)
-        die(EXIT_FAILURE_RUN, "chat-template: %s: %s (line %d)", path, jerr.text, jerr.line);
-    static const char *const specials[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
-    for (size_t i = 0; i < 4; i++) {
-        json_t *v = json_object_get(cfg, specials[i]);
-        if (json_is_object(v))
-            v = json_object_get(v, "content");
-        if (json_is_string(v))
-            json_object_set(vars, specials[i], v);
-    }
-    char jpath[4096];
-    snprintf(jpath, sizeof jpath, "%s/chat_template.jinja", dir);
-    char *text = read_file(jpath, n);
-    if (text) {
-        json_decref(cfg);
-        return text;
-    }
-    json_t *t = json_object_get(cfg, "chat_template");
-    if (json_is_array(t)) {
-        size_t i;
-        json_t *entry, *found = NULL;
-        json_array_foreach(t, i, entry) if (!strcmp(json_string_value(json_object_get(entry, "name")) ?: "", "default"))
-            found = json_object_get(entry, "template");
-        t = found;
-    }
-    if (!json_is_string(t))
-        die(EXIT_FAILURE_RUN, "chat-template: %s has no \"chat_template\" (nor a \"default\" one in its list) and "
-            "there is no %s", path, jpath);
-    *n = json_string_length(t);
-    text = xmalloc(*n + 1);
-    memcpy(text, json_string_value(t), *n + 1);
-    json_decref(cfg);
-    return text;
-}
-
-/* A row's conversation as the messages a template sees: "messages" as they
- * are, ShareGPT "conversations" as {role, content} with its roles mapped as
- * training maps them (data_row_messages). */
+/* A row's conversation as the messages a template sees (training's
+ * data_row_template_messages). */
 static json_t *row_messages(json_t *row, const char *path, size_t line)
 {
-    json_t *m = json_object_get(row, "messages");
-    if (m) {
-        if (!json_is_array(m))
-            die(EXIT_FAILURE_RUN, "chat-template: %s:%zu: \"messages\" is not a list", path, line);
-        return json_incref(m);
-    }
-    json_t *conv = json_object_get(row, "conversations");
-    if (!conv)
+    const char *key = json_object_get(row, "messages") ? "messages"
+                    : json_object_get(row, "conversations") ? "conversations"
+                                                             : NULL;
+    if (!key)
         die(EXIT_FAILURE_RUN, "chat-template: %s:%zu: no \"messages\" or \"conversations\"", path, line);
-    chat_message *msgs;
-    size_t n;
     errbuf e;
-    if (data_row_messages(conv, "conversations", path, line, &msgs, &n, &e) != 0)
+    json_t *m = data_row_template_messages(row, key, path, line, &e);
+    if (!m)
         die(EXIT_FAILURE_RUN, "chat-template: %s", e.msg);
-    json_t *out = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(out, json_pack("{s:s, s:s%}", "role", msgs[i].role, "content", msgs[i].content,
-                                             msgs[i].content_len));
-    free(msgs);
-    return out;
+    return m;
 }
 
 /* Renders one row; with --jsonl a row the template refuses (or raises on)
  * prints {"error": "..."} and the others go on (returns 1), else it ends the
  * command. */
-static int render_row(const jinja_template *t, json_t *vars, json_t *row, const char *path, size_t line, int jsonl)
+static int render_row(const chat_model *m, int gen, json_t *row, const char *path, size_t line, int jsonl)
 {
     if (!json_is_object(row))
         die(EXIT_FAILURE_RUN, "chat-template: %s:%zu: the row is not an object", path, line);
-    json_object_set_new(vars, "messages", row_messages(row, path, line));
-    char *text;
-    size_t n;
+    json_t *messages = row_messages(row, path, line);
+    chat_text ct;
     errbuf e;
-    if (jinja_render(t, vars, &text, &n, &e) != 0) {
+    int rc = chat_model_render(m, messages, json_object_get(row, "tools"), gen, 0, &ct, &e);
+    json_decref(messages);
+    if (rc != 0) {
         if (!jsonl)
             die(EXIT_FAILURE_RUN, "%s:%zu: %s", path, line, e.msg);
         fprintf(stderr, "shardtune: error: %s:%zu: %s\n", path, line, e.msg);
@@ -138,7 +62,7 @@ static int render_row(const jinja_template *t, json_t *vars, json_t *row, const 
         return 1;
     }
     if (jsonl) {
-        json_t *s = json_stringn(text, n);
+        json_t *s = json_stringn(ct.text, ct.n_bytes);
         if (!s)
             die(EXIT_FAILURE_RUN, "chat-template: %s:%zu: the rendered text is not UTF-8", path, line);
         char *j = json_dumps(s, JSON_ENCODE_ANY);
@@ -146,10 +70,10 @@ static int render_row(const jinja_template *t, json_t *vars, json_t *row, const 
         free(j);
         json_decref(s);
     } else {
-        fwrite(text, 1, n, stdout);
+        fwrite(ct.text, 1, ct.n_bytes, stdout);
         fputc('\n', stdout);
     }
-    free(text);
+    chat_text_free(&ct);
     return 0;
 }
 
@@ -182,32 +106,21 @@ int chat_template_main(int argc, char **argv)
         die(EXIT_USAGE, "chat-template: --model_name_or_path DIR or --chat_template_path FILE is required");
     if (!file)
         die(EXIT_USAGE, "chat-template: no FILE given");
-    /* as apply_chat_template: tools and documents are there, None */
-    json_t *vars = json_object();
-    json_object_set_new(vars, "add_generation_prompt", json_boolean(gen));
-    json_object_set_new(vars, "tools", json_null());
-    json_object_set_new(vars, "documents", json_null());
-    size_t n;
-    char *src = NULL;
-    if (model)
-        src = model_template(model, vars, &n);
-    if (template_path) {
-        free(src);
-        src = read_file(template_path, &n);
-        if (!src)
-            die(EXIT_FAILURE_RUN, "chat-template: --chat_template_path %s: %s", template_path, strerror(errno));
-    }
+    chat_model *m;
     errbuf e;
-    jinja_template *t = jinja_parse(src, n, &e);
-    if (!t)
-        die(EXIT_FAILURE_RUN, "%s: %s", template_path ? template_path : model, e.msg);
-    free(src);
+    if (chat_model_load(model, template_path, &m, &e) != 0)
+        die(EXIT_FAILURE_RUN, "chat-template: %s", e.msg);
+    if (!m)
+        die(EXIT_FAILURE_RUN, "chat-template: %s has no chat template (no chat_template.jinja, no \"chat_template\" "
+            "in tokenizer_config.json)", model);
+    if (chat_model_error(m))
+        die(EXIT_FAILURE_RUN, "chat-template: %s", chat_model_error(m));
 
     int failed = 0;
     size_t len;
-    char *data = read_file(file, &len);
+    char *data = file_read_all(file, &len, &e);
     if (!data)
-        die(EXIT_FAILURE_RUN, "chat-template: %s: %s", file, strerror(errno));
+        die(EXIT_FAILURE_RUN, "chat-template: %s", e.msg);
     size_t at = strspn(data, " \t\r\n");
     json_error_t jerr;
     if (data[at] == '[') { /* a JSON array of rows */
@@ -216,7 +129,7 @@ int chat_template_main(int argc, char **argv)
             die(EXIT_FAILURE_RUN, "chat-template: %s:%d: %s", file, jerr.line, jerr.text);
         size_t i;
         json_t *row;
-        json_array_foreach(rows, i, row) failed |= render_row(t, vars, row, file, i + 1, jsonl);
+        json_array_foreach(rows, i, row) failed |= render_row(m, gen, row, file, i + 1, jsonl);
         json_decref(rows);
     } else {
         size_t line = 0;
@@ -228,15 +141,14 @@ int chat_template_main(int argc, char **argv)
                 json_t *row = json_loadb(p, l, 0, &jerr);
                 if (!row)
                     die(EXIT_FAILURE_RUN, "chat-template: %s:%zu: %s", file, line, jerr.text);
-                failed |= render_row(t, vars, row, file, line, jsonl);
+                failed |= render_row(m, gen, row, file, line, jsonl);
                 json_decref(row);
             }
             p += l + (nl != NULL);
         }
     }
     free(data);
-    json_decref(vars);
-    jinja_free(t);
+    chat_model_free(m);
     if (fflush(stdout) != 0)
         die(EXIT_FAILURE_RUN, "chat-template: cannot write the output: %s", strerror(errno));
     return failed ? EXIT_FAILURE_RUN : 0;

@@ -36,7 +36,8 @@ static const flag_def flags[] = {
     {"max_length", F_INT, OFF(max_seq_len), NULL, TRAIN_EVAL, "alias of --max_seq_len (newer train.py)"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
     {"dataset_text_field", F_STRING, OFF(dataset_text_field), "text", TRAIN_EVAL, "the text column of the dataset (PEFT's chat runs: content)"},
-    {"chat_template_format", F_STRING, OFF(chat_template_format), "none", TRAIN_EVAL, "chatml, zephyr: render messages/conversations with PEFT's template; none: text as it is"},
+    {"chat_template_format", F_STRING, OFF(chat_template_format), "none", TRAIN_EVAL, "chatml, zephyr: render messages/conversations with PEFT's template; none: with the model's own (chat_template.jinja or tokenizer_config.json's chat_template)"},
+    {"chat_template_path", F_STRING, OFF(chat_template_path), NULL, TRAIN_EVAL | CMD_GENERATE, "a Jinja chat template file, used instead of the model's own"},
     {"packing", F_BOOL, OFF(packing), "False", TRAIN_EVAL, "pack documents into rows of max_seq_len"},
     {"packing_strategy", F_STRING, OFF(packing_strategy), "wrapped", TRAIN_EVAL, "wrapped (concatenate and cut) or bfd (best fit, documents kept whole)"},
     {"append_concat_token", F_BOOL, OFF(append_concat_token), "False", TRAIN_EVAL, "packing: EOS after each document"},
@@ -192,8 +193,9 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return err_set(e, "--chat_template_format: '%s' is not one of chatml, zephyr, none", c->chat_template_format);
     if (c->packing_strategy && strcmp(c->packing_strategy, "wrapped") && strcmp(c->packing_strategy, "bfd"))
         return err_set(e, "--packing_strategy: '%s' is not one of wrapped, bfd", c->packing_strategy);
-    if (c->assistant_only_loss && !strcmp(c->chat_template_format, "none"))
-        return err_set(e, "--assistant_only_loss: needs --chat_template_format chatml or zephyr");
+    if (c->chat_template_path && c->chat_template_format && strcmp(c->chat_template_format, "none"))
+        return err_set(e, "--chat_template_path and --chat_template_format %s: give one of the two",
+                       c->chat_template_format);
     if (c->device && config_check_device(c->device, "--device", e) != 0)
         return -1;
     if (c->dataset_text_field && !*c->dataset_text_field)

@@ -18,6 +18,7 @@ typedef struct run_config {
     /* data (train.py's and TRL's names; data.h turns them into data_options) */
     char *dataset_text_field;
     char *chat_template_format;
+    char *chat_template_path;   /* a Jinja chat template (TRL's flag), else the model's own */
     int packing;
     char *packing_strategy;
     int append_concat_token;

@@ -4,7 +4,8 @@
  * TRL's SFTTrainer): .jsonl or .json files, or a directory with one file per
  * split; rows of plain text (--dataset_text_field), conversations
  * ("messages" [{role, content}] or ShareGPT "conversations" [{from, value}])
- * rendered by a chat template (chat.h), or pre-tokenized "input_ids" with
+ * rendered by PEFT's chatml/zephyr template (chat.h) or the model's own
+ * (chat_model.h), or pre-tokenized "input_ids" with
  * optional "labels" (-100 = not trained on).  Texts are tokenized, then
  * truncated to max_seq_len or packed (wrapped, or best-fit decreasing with
  * document boundaries kept).  Micro-batches are right-padded to their
@@ -42,7 +43,8 @@ typedef struct data_options {
     const char *dataset_name;       /* a .jsonl / .json file, or a directory of <split>.jsonl|.json */
     const char *splits;             /* "train,test": the first is trained on, the second evaluated */
     const char *dataset_text_field; /* the text column ("text"; PEFT's chat runs use "content") */
-    chat_format chat_format;        /* conversations are rendered with it (CHAT_NONE: text as it is) */
+    chat_format chat_format;        /* conversations are rendered with it, or with: */
+    const struct chat_model *chat_model; /* the model's own template (CHAT_NONE only; NULL: none) */
     int packing;
     packing_strategy packing_strategy;
     int append_concat_token;        /* packing: EOS after each document */
@@ -52,7 +54,7 @@ typedef struct data_options {
 } data_options;
 
 /* train.py's defaults: text field "text", splits "train,test", no chat
- * template, no packing (wrapped when on), no concat token, no special
+ * template (the caller sets chat_model), no packing (wrapped when on), no concat token, no special
  * tokens, loss on every token, 512 tokens. */
 void data_options_default(data_options *o);
 /* The options of a run's flags (config.h); o points into c's strings. */

@@ -30,6 +30,13 @@ typedef struct doc_reader {
 int data_row_messages(json_t *list, const char *key, const char *path, size_t line, chat_message **out,
                       size_t *n_out, errbuf *e);
 
+/* The conversation of a row's key ("messages" or "conversations") as a
+ * model's chat template gets it: "messages" as the row has them (every key of
+ * every message, as TRL passes them), ShareGPT turns as {role, content}
+ * mapped as data_row_messages maps them.  NULL and e set when it is not a
+ * (non-empty) list of messages. */
+json_t *data_row_template_messages(json_t *row, const char *key, const char *path, size_t line, errbuf *e);
+
 /* One row of the file at line `line` (data_rows.c). */
 int data_row_to_doc(doc_reader *r, json_t *row, size_t line, errbuf *e);
 

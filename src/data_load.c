@@ -261,9 +261,10 @@ int dataset_load(const data_options *o, int split, const tokenizer *tok, int voc
     memset(d, 0, sizeof *d);
     if (o->max_seq_len < 2)
         return err_set(e, "--max_seq_len: %d is too small (at least 2)", o->max_seq_len);
-    if (o->assistant_only_loss && o->chat_format == CHAT_NONE)
-        return err_set(e, "--assistant_only_loss needs --chat_template_format chatml or zephyr (assistant turns are "
-                       "found by rendering conversations)");
+    if (o->assistant_only_loss && o->chat_format == CHAT_NONE && !o->chat_model)
+        return err_set(e, "--assistant_only_loss needs a chat template (assistant turns are found by rendering "
+                       "conversations): the model has none; give --chat_template_path FILE or "
+                       "--chat_template_format chatml|zephyr");
     int eos_id = -1;
     if (o->packing && o->append_concat_token) {
         eos_id = tok ? tokenizer_eos_id(tok) : -1;

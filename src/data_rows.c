@@ -6,14 +6,20 @@
  *     content}] (UltraChat, what PEFT's create_datasets renders into its
  *     "content" column) or ShareGPT "conversations" [{from, value}] with
  *     human -> user, gpt -> assistant (FastChat's roles);
+ *   - else a conversation in the model's own chat template, as TRL's
+ *     SFTTrainer renders conversational rows (with the row's "tools"),
+ *     when the model has a template;
  *   - text: the --dataset_text_field column, as it is.
- * Text is tokenized with --add_special_tokens; with --assistant_only_loss
- * only tokens that overlap an assistant turn (chat.h) keep their labels,
- * found through the tokens' byte offsets. */
+ * Text is tokenized with --add_special_tokens, the model template's text
+ * without (apply_chat_template(tokenize=True) adds none); with
+ * --assistant_only_loss only tokens that overlap an assistant span (chat.h,
+ * chat_model.h) keep their labels, found through the tokens' byte
+ * offsets. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_model.h"
 #include "data_internal.h"
 
 int data_row_messages(json_t *list, const char *key, const char *path, size_t line, chat_message **out,
@@ -60,6 +66,27 @@ int data_row_messages(json_t *list, const char *key, const char *path, size_t li
     return 0;
 }
 
+json_t *data_row_template_messages(json_t *row, const char *key, const char *path, size_t line, errbuf *e)
+{
+    json_t *list = json_object_get(row, key);
+    if (!strcmp(key, "messages")) {
+        if (json_is_array(list) && json_array_size(list) > 0)
+            return json_incref(list);
+        err_set(e, "%s:%zu: \"messages\" is %s", path, line, json_is_array(list) ? "empty" : "not a list of messages");
+        return NULL;
+    }
+    chat_message *msgs;
+    size_t n;
+    if (data_row_messages(list, key, path, line, &msgs, &n, e) != 0)
+        return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(out, json_pack("{s:s, s:s%}", "role", msgs[i].role, "content", msgs[i].content,
+                                             msgs[i].content_len));
+    free(msgs);
+    return out;
+}
+
 /* Labels that keep only tokens overlapping an assistant span. */
 static int32_t *assistant_labels(const int32_t *ids, const size_t *offsets, size_t n_ids, const chat_text *ct)
 {
@@ -92,15 +119,16 @@ static void push_doc(doc_reader *r, int32_t *ids, int32_t *labels, size_t n)
     dataset_push(r->docs, ids, labels, NULL, (int)n);
 }
 
-static int text_to_doc(doc_reader *r, const char *text, size_t n_bytes, const chat_text *ct, size_t line, errbuf *e)
+static int text_to_doc(doc_reader *r, const char *text, size_t n_bytes, int add_special, const chat_text *ct,
+                       size_t line, errbuf *e)
 {
     const data_options *o = r->o;
     int32_t *ids = NULL, *labels = NULL;
     size_t *offsets = NULL, n = 0;
     errbuf te;
     int rc = ct && o->assistant_only_loss
-                 ? tokenizer_encode_offsets(r->tok, text, n_bytes, o->add_special_tokens, &ids, &offsets, &n, &te)
-                 : tokenizer_encode(r->tok, text, n_bytes, o->add_special_tokens, &ids, &n, &te);
+                 ? tokenizer_encode_offsets(r->tok, text, n_bytes, add_special, &ids, &offsets, &n, &te)
+                 : tokenizer_encode(r->tok, text, n_bytes, add_special, &ids, &n, &te);
     if (rc != 0)
         return err_set(e, "%s:%zu: %s", r->path, line, te.msg);
     if (n == 0) {
@@ -128,6 +156,24 @@ static int text_to_doc(doc_reader *r, const char *text, size_t n_bytes, const ch
     free(offsets);
     push_doc(r, ids, labels, n);
     return 0;
+}
+
+/* A conversation rendered by the model's own template. */
+static int model_template_to_doc(doc_reader *r, json_t *row, const char *conv_key, size_t line, errbuf *e)
+{
+    json_t *messages = data_row_template_messages(row, conv_key, r->path, line, e);
+    if (!messages)
+        return -1;
+    chat_text ct;
+    errbuf ce;
+    int rc = chat_model_render(r->o->chat_model, messages, json_object_get(row, "tools"), 0,
+                               r->o->assistant_only_loss, &ct, &ce);
+    json_decref(messages);
+    if (rc != 0)
+        return err_set(e, "%s:%zu: %s", r->path, line, ce.msg);
+    rc = text_to_doc(r, ct.text, ct.n_bytes, 0, &ct, line, e);
+    chat_text_free(&ct);
+    return rc;
 }
 
 int data_row_to_doc(doc_reader *r, json_t *row, size_t line, errbuf *e)
@@ -160,15 +206,19 @@ int data_row_to_doc(doc_reader *r, json_t *row, size_t line, errbuf *e)
         free(msgs);
         if (rc != 0)
             return err_set(e, "%s:%zu: %s", r->path, line, ce.msg);
-        rc = text_to_doc(r, ct.text, ct.n_bytes, &ct, line, e);
+        rc = text_to_doc(r, ct.text, ct.n_bytes, o->add_special_tokens, &ct, line, e);
         chat_text_free(&ct);
         return rc;
     }
+    if (o->chat_model && conv_key)
+        return model_template_to_doc(r, row, conv_key, line, e);
     json_t *text = json_object_get(row, o->dataset_text_field);
     if (!text) {
         if (conv_key)
-            return err_set(e, "%s:%zu: no \"%s\" (--dataset_text_field) but \"%s\": conversations are rendered with "
-                           "--chat_template_format chatml or zephyr", r->path, line, o->dataset_text_field, conv_key);
+            return err_set(e, "%s:%zu: no \"%s\" (--dataset_text_field) but \"%s\", and the model has no chat "
+                           "template to render it (chat_template.jinja or tokenizer_config.json's \"chat_template\"): "
+                           "give --chat_template_path FILE or --chat_template_format chatml|zephyr", r->path, line,
+                           o->dataset_text_field, conv_key);
         return err_set(e, "%s:%zu: no \"%s\" (--dataset_text_field), \"messages\", \"conversations\" or \"input_ids\"",
                        r->path, line, o->dataset_text_field);
     }
@@ -177,5 +227,5 @@ int data_row_to_doc(doc_reader *r, json_t *row, size_t line, errbuf *e)
     if (o->assistant_only_loss)
         return err_set(e, "%s:%zu: --assistant_only_loss needs conversations (\"messages\" or \"conversations\"), "
                        "this row is plain text", r->path, line);
-    return text_to_doc(r, json_string_value(text), json_string_length(text), NULL, line, e);
+    return text_to_doc(r, json_string_value(text), json_string_length(text), o->add_special_tokens, NULL, line, e);
 }

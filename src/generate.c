@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "chat.h"
+#include "chat_model.h"
 #include "config.h"
 #include "rng.h"
 #include "session.h"
@@ -73,23 +74,57 @@ static int pick_token(const float *logits, int vocab, double temperature, double
     return chosen;
 }
 
-/* The adapter directory's tokenizer (with the tokens training added) wins
- * over the base model's. */
-static tokenizer *load_tokenizer(const run_config *c, errbuf *e)
+/* The adapter directory's tokenizer (with the tokens and chat template
+ * training added) wins over the base model's. */
+static const char *tokenizer_dir(const run_config *c)
 {
     char path[4096];
     struct stat st;
     if (c->adapter) {
         snprintf(path, sizeof path, "%s/tokenizer.json", c->adapter);
         if (stat(path, &st) == 0)
-            return tokenizer_load(c->adapter, e);
+            return c->adapter;
     }
-    return tokenizer_load(c->model_name_or_path, e);
+    return c->model_name_or_path;
+}
+
+/* The prompt as one user turn of the chat template, with the generation
+ * prompt, tokenized as apply_chat_template(tokenize=True) does (no special
+ * tokens added): the tokenizer's own template (or --chat_template_path's);
+ * else PEFT's chatml or zephyr, when the tokenizer has their tokens. */
+static int chat_prompt_ids(const run_config *c, const tokenizer *tok, int32_t **ids, size_t *n_ids, errbuf *e)
+{
+    chat_model *m;
+    if (chat_model_load(tokenizer_dir(c), c->chat_template_path, &m, e) != 0)
+        return -1;
+    chat_text rendered;
+    int rc;
+    if (m) {
+        json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", c->prompt);
+        rc = chat_model_render(m, msgs, NULL, 1, 0, &rendered, e);
+        json_decref(msgs);
+        chat_model_free(m);
+    } else {
+        chat_format f = tokenizer_token_to_id(tok, "<|im_start|>assistant") >= 0 ? CHAT_CHATML
+                        : tokenizer_token_to_id(tok, "<|assistant|>") >= 0  ? CHAT_ZEPHYR
+                                                                            : CHAT_NONE;
+        if (f == CHAT_NONE)
+            return err_set(e, "--chat: %s has no chat template (chat_template.jinja or tokenizer_config.json's "
+                           "\"chat_template\") and no chatml or zephyr tokens; give --chat_template_path FILE",
+                           tokenizer_dir(c));
+        chat_message msg = {.role = "user", .content = c->prompt, .content_len = strlen(c->prompt)};
+        rc = chat_render(f, &msg, 1, 1, &rendered, e);
+    }
+    if (rc != 0)
+        return -1;
+    rc = tokenizer_encode(tok, rendered.text, rendered.n_bytes, 0, ids, n_ids, e);
+    chat_text_free(&rendered);
+    return rc;
 }
 
 int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
-    tokenizer *tok = load_tokenizer(c, e);
+    tokenizer *tok = tokenizer_load(tokenizer_dir(c), e);
     if (!tok)
         return -1;
     int rc = -1;
@@ -99,23 +134,7 @@ int generate_run(const run_config *c, int argc, char **argv, errbuf *e)
     float *logits = NULL;
     char *text = NULL;
     if (c->chat) {
-        /* the template whose tokens the tokenizer carries (a trained chat
-         * adapter saves them), the prompt as one user turn */
-        chat_format f = tokenizer_token_to_id(tok, "<|im_start|>assistant") >= 0 ? CHAT_CHATML
-                        : tokenizer_token_to_id(tok, "<|assistant|>") >= 0  ? CHAT_ZEPHYR
-                                                                            : CHAT_NONE;
-        if (f == CHAT_NONE) {
-            err_set(e, "--chat: the tokenizer has no chatml or zephyr tokens (train with --chat_template_format)");
-            goto out_tok;
-        }
-        chat_message msg = {.role = "user", .content = c->prompt, .content_len = strlen(c->prompt)};
-        chat_text rendered;
-        if (chat_render(f, &msg, 1, 1, &rendered, e) != 0)
-            goto out_tok;
-        /* apply_chat_template(tokenize=True) adds no special tokens */
-        int rc_enc = tokenizer_encode(tok, rendered.text, rendered.n_bytes, 0, &ids, &n_ids, e);
-        chat_text_free(&rendered);
-        if (rc_enc != 0)
+        if (chat_prompt_ids(c, tok, &ids, &n_ids, e) != 0)
             goto out_tok;
     } else if (tokenizer_encode(tok, c->prompt, strlen(c->prompt), 1, &ids, &n_ids, e) != 0) {
         goto out_tok;

@@ -32,4 +32,14 @@ void jinja_free(jinja_template *t);
  * of the template (as Jinja raises one) or a limit reached. */
 int jinja_render(const jinja_template *t, json_t *vars, char **out, size_t *n_out, errbuf *e);
 
+/* As jinja_render, and the byte spans [start, end) of the text each
+ * {% generation %} block wrote: (*spans)[2k], (*spans)[2k+1] for the k-th
+ * block to end (transformers' AssistantTracker; nested blocks give nested
+ * spans), *spans malloc'd.  A block inside {% set %} ... {% endset %} is an
+ * error here (its text has no place in the output yet). */
+int jinja_render_spans(const jinja_template *t, json_t *vars, char **out, size_t *n_out, size_t **spans,
+                       size_t *n_spans, errbuf *e);
+/* 1 when t has a {% generation %} block. */
+int jinja_has_generation(const jinja_template *t);
+
 #endif

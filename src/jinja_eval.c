@@ -11,6 +11,7 @@
 struct jinja_template {
     jarena a;
     jnodes body;
+    int has_generation; /* a {% generation %} block somewhere */
 };
 
 typedef struct scope {
@@ -25,6 +26,10 @@ typedef struct ev {
     long iterations;
     int depth;
     int ctl; /* a pending break (1) or continue (2) */
+    jbuf *top;      /* the template's own output */
+    int want_spans; /* record where {% generation %} blocks' text lies: */
+    size_t *spans;  /* [start, end) byte offsets in top, 2 per block, in */
+    size_t n_spans, cap_spans; /* the order the blocks end (as transformers) */
 } ev;
 
 /* Expressions and statements recurse; a long a+b+c+... chain is a deep
@@ -581,12 +586,26 @@ static void exec_stmt(ev *E, const jnode *n)
         return;
     }
     case JN_GENERATION: { /* a call block: its own scope */
+        if (E->want_spans && E->out != E->top)
+            ja_fail(E->a, n->line, "{%% generation %%} inside a {%% set %%} block (its place in the text is unknown)");
+        size_t start = E->out->n;
         scope s;
         push_scope(E, &s);
         exec_body(E, &n->body);
         E->sc = s.up;
         if (E->ctl)
             ja_fail(E->a, n->line, "break or continue inside {%% generation %%} is not supported");
+        if (E->want_spans) {
+            if (E->n_spans + 2 > E->cap_spans) {
+                E->cap_spans = E->cap_spans ? 2 * E->cap_spans : 16;
+                size_t *grown = ja_alloc(E->a, E->cap_spans * sizeof *grown);
+                if (E->n_spans)
+                    memcpy(grown, E->spans, E->n_spans * sizeof *grown);
+                E->spans = grown;
+            }
+            E->spans[E->n_spans++] = start;
+            E->spans[E->n_spans++] = E->out->n;
+        }
         return;
     }
     case JN_BREAK:
@@ -607,6 +626,20 @@ static void exec_body(ev *E, const jnodes *body)
     E->depth--;
 }
 
+/* Statements nest no deeper than the parser allows, so this recursion is
+ * bounded as parsing was. */
+static int any_generation(const jnodes *body)
+{
+    for (size_t i = 0; i < body->n; i++) {
+        const jnode *n = body->v[i];
+        if (n->kind == JN_GENERATION || any_generation(&n->body) || any_generation(&n->orelse))
+            return 1;
+    }
+    return 0;
+}
+
+int jinja_has_generation(const jinja_template *t) { return t->has_generation; }
+
 jinja_template *jinja_parse(const char *src, size_t n, errbuf *e)
 {
     jinja_template *t = xcalloc(1, sizeof *t);
@@ -620,6 +653,7 @@ jinja_template *jinja_parse(const char *src, size_t n, errbuf *e)
     size_t n_toks;
     jtok *toks = jinja_lex(&t->a, src, n, &n_toks);
     t->body = jinja_parse_tokens(&t->a, toks, n_toks);
+    t->has_generation = any_generation(&t->body);
     t->a.e = NULL;
     t->a.fail = NULL;
     return t;
@@ -633,7 +667,8 @@ void jinja_free(jinja_template *t)
     free(t);
 }
 
-int jinja_render(const jinja_template *t, json_t *vars, char **out, size_t *n_out, errbuf *e)
+int jinja_render_spans(const jinja_template *t, json_t *vars, char **out, size_t *n_out, size_t **spans,
+                       size_t *n_spans, errbuf *e)
 {
     jarena a = {0};
     jmp_buf fail;
@@ -647,13 +682,24 @@ int jinja_render(const jinja_template *t, json_t *vars, char **out, size_t *n_ou
         ja_fail(&a, 0, "the variables are not a JSON object");
     jbuf b = {0};
     scope root = {.vars = jv_from_json(&a, vars)};
-    ev E = {.a = &a, .out = &b, .sc = &root};
+    ev E = {.a = &a, .out = &b, .sc = &root, .top = &b, .want_spans = spans != NULL};
     exec_body(&E, &t->body);
     *out = xmalloc(b.n + 1);
     if (b.n)
         memcpy(*out, b.s, b.n);
     (*out)[b.n] = 0;
     *n_out = b.n;
+    if (spans) {
+        *n_spans = E.n_spans / 2;
+        *spans = xmalloc((E.n_spans ? E.n_spans : 1) * sizeof **spans);
+        if (E.n_spans)
+            memcpy(*spans, E.spans, E.n_spans * sizeof **spans);
+    }
     ja_free_all(&a);
     return 0;
+}
+
+int jinja_render(const jinja_template *t, json_t *vars, char **out, size_t *n_out, errbuf *e)
+{
+    return jinja_render_spans(t, vars, out, n_out, NULL, NULL, e);
 }

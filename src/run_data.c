@@ -35,13 +35,21 @@ int run_data_prepare(run_data *rd, const run_config *c, errbuf *e)
             return -1;
         /* as PEFT's example: resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8) */
         rd->vocab_size = (int)((tokenizer_vocab_size(rd->tok) + 7) / 8 * 8);
+        return 0;
     }
+    if (chat_model_load(dir, c->chat_template_path, &rd->chat, e) != 0)
+        return -1;
+    /* a template asked for by name must work; the model's own may stay unused */
+    if (c->chat_template_path && chat_model_error(rd->chat))
+        return err_set(e, "--chat_template_path %s", chat_model_error(rd->chat));
+    rd->o.chat_model = rd->chat;
     return 0;
 }
 
 void run_data_free(run_data *rd)
 {
     tokenizer_free(rd->tok);
+    chat_model_free(rd->chat);
     memset(rd, 0, sizeof *rd);
 }
 
@@ -52,15 +60,9 @@ int run_data_pad_id(const run_data *rd, int model_pad_id)
     return model_pad_id >= 0 ? model_pad_id : 0;
 }
 
-int run_data_save_tokenizer(const run_data *rd, const char *dir, errbuf *e)
+/* tokenizer_config.json's "chat_template" set to text. */
+static int set_config_template(const char *dir, const char *text, errbuf *e)
 {
-    if (!rd->tok)
-        return 0;
-    if (tokenizer_save(rd->tok, dir, e) != 0)
-        return -1;
-    if (rd->o.chat_format == CHAT_NONE)
-        return 0;
-    /* tokenizer_config.json gets the template, as PEFT's example saves it */
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -68,7 +70,7 @@ int run_data_save_tokenizer(const run_data *rd, const char *dir, errbuf *e)
     json_t *cfg = json_load_file(path, 0, &jerr);
     if (!cfg)
         return err_set(e, "%s: %s", path, jerr.text);
-    json_object_set_new(cfg, "chat_template", json_string(chat_template_source(rd->o.chat_format)));
+    json_object_set_new(cfg, "chat_template", json_string(text));
     int rc = json_dump_file(cfg, tmp, JSON_INDENT(2));
     json_decref(cfg);
     if (rc != 0 || rename(tmp, path) != 0) {
@@ -76,4 +78,19 @@ int run_data_save_tokenizer(const run_data *rd, const char *dir, errbuf *e)
         return err_set(e, "%s: cannot write: %s", path, strerror(errno));
     }
     return 0;
+}
+
+int run_data_save_tokenizer(const run_data *rd, const char *dir, errbuf *e)
+{
+    if (!rd->tok)
+        return 0;
+    if (tokenizer_save(rd->tok, dir, e) != 0)
+        return -1;
+    /* the template trained with goes with the adapter, as PEFT's example
+     * saves it; the tokenizer's own "chat_template" is already there */
+    if (rd->o.chat_format != CHAT_NONE)
+        return set_config_template(dir, chat_template_source(rd->o.chat_format), e);
+    int from_config = 1;
+    const char *text = rd->chat ? chat_model_source(rd->chat, &from_config) : NULL;
+    return text && !from_config ? set_config_template(dir, text, e) : 0;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file_read.h"
 #include "tokenizer_internal.h"
 
 static tokenizer *tokenizer_new(const char *path)

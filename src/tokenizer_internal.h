@@ -357,7 +357,5 @@ int tokenizer_apply_config(tokenizer *t, const char *path, errbuf *e);
 /* tokenizer_slow.c: builds the tokenizer.json tree of a byte-level BPE
  * from vocab.json + merges.txt (GPT-2's). */
 json_t *tokenizer_slow_json(const char *vocab_path, const char *merges_path, errbuf *e);
-/* Reads a whole file (NUL-terminated); NULL with e set on failure. */
-char *file_read_all(const char *path, size_t *n_bytes, errbuf *e);
 
 #endif

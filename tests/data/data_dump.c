@@ -5,8 +5,9 @@
  *   data_dump --tokenizer PATH|none --vocab N --split 0|1 --out OUT.jsonl [data flags]
  *
  * The data flags are train's (--dataset_name, --splits, --dataset_text_field,
- * --chat_template_format, --packing, --packing_strategy, ...), parsed by
- * config.c.  OUT gets one line per row: {"ids", "labels" (null: = ids),
+ * --chat_template_format, --chat_template_path, --packing, ...), parsed by
+ * config.c; without --chat_template_format, conversations are rendered with
+ * the tokenizer directory's own chat template, as train renders them.  OUT gets one line per row: {"ids", "labels" (null: = ids),
  * "seg" (null: one document)}.  A load error is printed as the program
  * prints it, exit status 1. */
 #include <jansson.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "chat.h"
+#include "chat_model.h"
 #include "data.h"
 /* by path: "config.h" alone would find Autotools' config.h of the build */
 #include "../../src/config.h"
@@ -65,6 +67,11 @@ int main(int argc, char **argv)
         if (!t || chat_setup_tokenizer(t, o.chat_format, &e) != 0)
             die(EXIT_FAILURE_RUN, "%s", e.msg);
     }
+    chat_model *cm = NULL;
+    if (o.chat_format == CHAT_NONE &&
+        chat_model_load(t ? tok_path : NULL, c.chat_template_path, &cm, &e) != 0)
+        die(EXIT_FAILURE_RUN, "%s", e.msg);
+    o.chat_model = cm;
     if (vocab < 0)
         vocab = t ? (int)tokenizer_vocab_size(t) : 1 << 30;
     dataset d;
@@ -84,6 +91,7 @@ int main(int argc, char **argv)
     }
     fclose(out);
     dataset_free(&d);
+    chat_model_free(cm);
     tokenizer_free(t);
     config_free(&c);
     free(rest);

@@ -448,7 +448,7 @@ static void test_bad_rows(void **state)
     o.assistant_only_loss = 1;
     load_fails(&o, 0, t, 32008, tmp("plain.jsonl"), ":1: --assistant_only_loss needs conversations");
     o.chat_format = CHAT_NONE;
-    load_fails(&o, 0, t, 32008, "--assistant_only_loss", "needs --chat_template_format");
+    load_fails(&o, 0, t, 32008, "--assistant_only_loss", "needs a chat template");
     /* a concatenation token needs an EOS */
     o = opts(tmp("plain.jsonl"));
     o.packing = o.append_concat_token = 1;
