@@ -15,3 +15,10 @@ EXTRA_DIST += tests/chat_template/chat_template_agreement.sh tests/chat_template
 	tests/chat_template/templates/phi-4.jinja tests/chat_template/templates/phi-4-base.jinja \
 	tests/chat_template/templates/phi-4-mini-reasoning.jinja tests/chat_template/templates/qwen2.5.jinja \
 	tests/chat_template/templates/smollm3.jinja
+
+# Training's rows from a model's own template: token ids as `tokenizers`,
+# --assistant_only_loss as transformers' return_assistant_tokens_mask
+# ({% generation %}) or the assistant replies' spans.
+TESTS += tests/chat_template/assistant_mask.sh
+EXTRA_DIST += tests/chat_template/assistant_mask.sh tests/chat_template/assistant_mask_check.py \
+	tests/chat_template/generation_zephyr.jinja
