@@ -22,3 +22,9 @@ EXTRA_DIST += tests/chat_template/chat_template_agreement.sh tests/chat_template
 TESTS += tests/chat_template/assistant_mask.sh
 EXTRA_DIST += tests/chat_template/assistant_mask.sh tests/chat_template/assistant_mask_check.py \
 	tests/chat_template/generation_zephyr.jinja
+
+# A chat model's own template end to end: train, eval with
+# --chat_template_path and --assistant_only_loss, generate --chat, against
+# transformers + peft; the refusals.
+TESTS += tests/chat_template/train_model_template.sh
+EXTRA_DIST += tests/chat_template/train_model_template.sh tests/chat_template/model_template_oracle.py
