@@ -83,7 +83,7 @@ static const flag_def flags[] = {
     {"max_new_tokens", F_INT, OFF(max_new_tokens), "64", CMD_GENERATE, "tokens to generate at most"},
     {"temperature", F_DOUBLE, OFF(temperature), "0", CMD_GENERATE, "0: greedy; otherwise sample at this temperature"},
     {"top_p", F_DOUBLE, OFF(top_p), "1.0", CMD_GENERATE, "nucleus sampling: keep the most likely tokens up to this mass"},
-    {"chat", F_BOOL, OFF(chat), "False", CMD_GENERATE, "render the prompt as a user turn of the tokenizer's chat template"},
+    {"chat", F_BOOL, OFF(chat), "False", CMD_GENERATE, "render the prompt as a user turn of the tokenizer's chat template (or --chat_template_path's), with the generation prompt"},
     {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
     {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
     {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
