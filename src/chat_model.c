@@ -9,6 +9,7 @@
 #include "chat_model.h"
 #include "file_read.h"
 #include "jinja.h"
+#include "utf8.h"
 
 struct chat_model {
     char *source;        /* the template's text */
@@ -87,6 +88,12 @@ int chat_model_load(const char *dir, const char *template_path, chat_model **out
             goto fail;
         }
         m->origin = xstrdup(from_file);
+        size_t bad;
+        if (!utf8_valid(m->source, m->n_source, &bad)) { /* Python reads it as str */
+            err_set(e, "%s%s: not UTF-8 text (byte %zu)", template_path ? "--chat_template_path " : "", from_file,
+                    bad);
+            goto fail;
+        }
     } else if (cfg && config_template(cfg)) {
         json_t *t = config_template(cfg);
         m->n_source = json_string_length(t);

@@ -19,7 +19,8 @@
 
 typedef struct jinja_template jinja_template;
 
-/* Parses src[0..n) (a template's text, UTF-8).  NULL and e set when it is not
+/* Parses src[0..n) (a template's text, valid UTF-8: utf8.h; a JSON string
+ * always is).  NULL and e set when it is not
  * a template or uses something not supported. */
 jinja_template *jinja_parse(const char *src, size_t n, errbuf *e);
 void jinja_free(jinja_template *t);

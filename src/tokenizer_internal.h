@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 /* U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible space. */
 #define META_SPACE "\xe2\x96\x81"
@@ -93,9 +94,7 @@ const pairmap_slot *pairmap_get(const pairmap *m, int32_t left, int32_t right);
 /* ---------------------------------------------------------------------------
  * UTF-8 and the byte-level alphabet (tokenizer_utf8.c). */
 
-/* 1 when s[0..n) is valid UTF-8; otherwise 0 and *bad_at is the offset of
- * the first byte that is not. */
-int utf8_valid(const char *s, size_t n, size_t *bad_at);
+/* utf8_valid: utf8.h */
 /* Length of the character that starts with this (valid) lead byte. */
 static inline size_t utf8_len(unsigned char lead)
 {

@@ -4,7 +4,7 @@ libshardtune_a_SOURCES += src/tokenizer.c src/tokenizer_map.c src/tokenizer_utf8
 	src/tokenizer_bpe.c src/tokenizer_pretok.c src/tokenizer_added.c src/tokenizer_json.c \
 	src/tokenizer_config.c src/tokenizer_slow.c src/tokenizer_decode.c src/tokenizer_save.c \
 	src/tokenize_cmd.c
-noinst_HEADERS += src/tokenizer.h src/tokenizer_internal.h
+noinst_HEADERS += src/tokenizer.h src/tokenizer_internal.h src/utf8.h
 
 # tok_cli: `shardtune tokenize` as its own program (no MPI start-up needed).
 check_PROGRAMS += tests/tokenizer/tok_cli
