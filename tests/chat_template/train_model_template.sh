@@ -62,6 +62,9 @@ refused "--chat_template_path $SCRATCH/none.jinja: cannot open" eval $data --cha
 printf '{%% for m in messages %%}{{ m.content }}\n' >"$SCRATCH/broken.jinja"
 refused "--chat_template_path $SCRATCH/broken.jinja: chat template line" eval $data \
     --chat_template_path "$SCRATCH/broken.jinja"
+printf '{{ "\377" }}' >"$SCRATCH/latin1.jinja"
+refused "--chat_template_path $SCRATCH/latin1.jinja: not UTF-8 text (byte 4)" eval $data \
+    --chat_template_path "$SCRATCH/latin1.jinja"
 mkdir -p "$SCRATCH/plain"
 cp "$SCRATCH/model/config.json" "$SCRATCH/model/model.safetensors" "$SCRATCH/tok/tokenizer.json" "$SCRATCH/plain/"
 "$PY" -c 'import json, sys; c = json.load(open(sys.argv[1])); del c["chat_template"]; json.dump(c, open(sys.argv[2], "w"))' \
