@@ -5,9 +5,12 @@
  * rendered text.
  *
  * The template is, first found: --chat_template_path FILE (TRL's flag), the
- * tokenizer directory's chat_template.jinja, or its tokenizer_config.json
- * "chat_template" (a string, or a list of {name, template}: the "default"
- * one).  bos_token, eos_token, unk_token and pad_token come from that
+ * tokenizer directory's chat_template.jinja (with
+ * additional_chat_templates/tool_use.jinja), or its tokenizer_config.json
+ * "chat_template" (a string, or a list of {name, template}).  As
+ * transformers' get_chat_template, a conversation with tools uses the
+ * "tool_use" template when there is one, else the "default" one.
+ * bos_token, eos_token, unk_token and pad_token come from that
  * tokenizer_config.json. */
 #ifndef SHARDTUNE_CHAT_MODEL_H
 #define SHARDTUNE_CHAT_MODEL_H
@@ -29,9 +32,11 @@ void chat_model_free(chat_model *m);
 /* The template's parse error ("ORIGIN: chat template line N: ..."), or NULL
  * when it parsed. */
 const char *chat_model_error(const chat_model *m);
-/* The template's text, and whether it came from tokenizer_config.json's own
- * "chat_template" (else from a file: a saved adapter needs it copied in). */
-const char *chat_model_source(const chat_model *m, int *from_config);
+/* What a saved adapter's tokenizer_config.json needs as "chat_template" for
+ * these templates to come back (a new reference: a string, or a list of
+ * {name, template} with "tool_use"), or NULL when they came from that file's
+ * own "chat_template" (copied with the rest). */
+json_t *chat_model_saved_template(const chat_model *m);
 /* Where it came from ("DIR/tokenizer_config.json", a file), for messages. */
 const char *chat_model_origin(const chat_model *m);
 

@@ -60,8 +60,8 @@ int run_data_pad_id(const run_data *rd, int model_pad_id)
     return model_pad_id >= 0 ? model_pad_id : 0;
 }
 
-/* tokenizer_config.json's "chat_template" set to text. */
-static int set_config_template(const char *dir, const char *text, errbuf *e)
+/* tokenizer_config.json's "chat_template" set to value. */
+static int set_config_template(const char *dir, json_t *value, errbuf *e)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
@@ -70,7 +70,7 @@ static int set_config_template(const char *dir, const char *text, errbuf *e)
     json_t *cfg = json_load_file(path, 0, &jerr);
     if (!cfg)
         return err_set(e, "%s: %s", path, jerr.text);
-    json_object_set_new(cfg, "chat_template", json_string(text));
+    json_object_set(cfg, "chat_template", value);
     int rc = json_dump_file(cfg, tmp, JSON_INDENT(2));
     json_decref(cfg);
     if (rc != 0 || rename(tmp, path) != 0) {
@@ -88,9 +88,10 @@ int run_data_save_tokenizer(const run_data *rd, const char *dir, errbuf *e)
         return -1;
     /* the template trained with goes with the adapter, as PEFT's example
      * saves it; the tokenizer's own "chat_template" is already there */
-    if (rd->o.chat_format != CHAT_NONE)
-        return set_config_template(dir, chat_template_source(rd->o.chat_format), e);
-    int from_config = 1;
-    const char *text = rd->chat ? chat_model_source(rd->chat, &from_config) : NULL;
-    return text && !from_config ? set_config_template(dir, text, e) : 0;
+    json_t *saved = rd->o.chat_format != CHAT_NONE ? json_string(chat_template_source(rd->o.chat_format))
+                    : rd->chat                      ? chat_model_saved_template(rd->chat)
+                                                    : NULL;
+    int rc = saved ? set_config_template(dir, saved, e) : 0;
+    json_decref(saved);
+    return rc;
 }

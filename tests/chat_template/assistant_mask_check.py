@@ -3,7 +3,8 @@ makes of conversations in a model's own chat template, against transformers and
 tokenizers.
 
 CASE is NAME:TOKENIZER_DIR[:TEMPLATE_FILE] (the file given as --chat_template_path,
-else the directory's own template).  For every case and every rows file, the rows
+else the directory's own templates: a row with "tools" gets "tool_use" where there is one,
+as transformers' get_chat_template picks it).  For every case and every rows file, the rows
 transformers can render (a template may raise on some) are written out and loaded by
 DATA_DUMP (tests/data/data_dump: what `shardtune train` makes of them) with
 --assistant_only_loss True, then checked row by row:
@@ -59,8 +60,14 @@ def hf_tokenizer(tok_dir):
         if isinstance(v, str):
             specials[key] = v
     tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(path), **specials)
-    jinja = os.path.join(tok_dir, "chat_template.jinja")
-    tok.chat_template = open(jinja, encoding="utf-8").read() if os.path.exists(jinja) else cfg.get("chat_template")
+    # the templates as transformers' from_pretrained gathers them: files first, by name
+    files = {"default": os.path.join(tok_dir, "chat_template.jinja"),
+             "tool_use": os.path.join(tok_dir, "additional_chat_templates", "tool_use.jinja")}
+    templates = {name: open(f, encoding="utf-8").read() for name, f in files.items() if os.path.exists(f)}
+    if not templates:
+        t = cfg.get("chat_template")
+        templates = {e["name"]: e["template"] for e in t} if isinstance(t, list) else {"default": t}
+    tok.chat_template = templates["default"] if list(templates) == ["default"] else templates
     return tok
 
 
@@ -94,8 +101,7 @@ def overlap_mask(offsets, spans):
 def check_case(data_dump, scratch, name, tok_dir, template_file, rows_files):
     tok = hf_tokenizer(tok_dir)
     template = open(template_file, encoding="utf-8").read() if template_file else None
-    marked = re.search(r"\{%-?\s*generation\s*-?%\}", template or tok.chat_template) is not None
-    checked = trained = 0
+    checked = trained = n_marked = 0
     for rows_path in rows_files:
         kept = []
         for row in read_rows(rows_path):
@@ -122,6 +128,9 @@ def check_case(data_dump, scratch, name, tok_dir, template_file, rows_files):
         assert len(ours) == len(kept), (len(ours), len(kept))
         for k, (row, got) in enumerate(zip(kept, ours)):
             msgs = messages(row)
+            # the template transformers picks for this row ("tool_use" when it has tools)
+            marked = re.search(r"\{%-?\s*generation\s*-?%\}",
+                               template or tok.get_chat_template(None, row.get("tools"))) is not None
             text = tok.apply_chat_template(msgs, tools=row.get("tools"), chat_template=template, tokenize=False)
             enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
             direct = tok.apply_chat_template(msgs, tools=row.get("tools"), chat_template=template, tokenize=True,
@@ -146,11 +155,11 @@ def check_case(data_dump, scratch, name, tok_dir, template_file, rows_files):
                 raise SystemExit(f"{where}: token {i} trained={mine[i]}, expected {want[i]} (around: {pieces})")
             assert all(x == -100 or x == t for x, t in zip(labels, got["ids"]))
             checked += 1
+            n_marked += marked
             trained += sum(want)
     if checked == 0 or trained == 0:
         raise SystemExit(f"{name}: nothing checked ({checked} rows, {trained} trained tokens)")
-    print(f"{name}: {checked} rows, {trained} trained tokens, "
-          f"{'{% generation %} mask' if marked else 'assistant content spans'} equal")
+    print(f"{name}: {checked} rows ({n_marked} with {{% generation %}}), {trained} trained tokens equal")
 
 
 def main():

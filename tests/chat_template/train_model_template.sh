@@ -6,7 +6,9 @@
 #  - train renders the rows with the model's template (TRL's SFTTrainer
 #    does): step 1's loss, over one micro-batch of every training row,
 #    equals transformers' on apply_chat_template(tokenize=True)'s rows;
-#    the adapter directory carries the template;
+#    the adapter directory carries the template (also one given by
+#    --chat_template_path, which then renders from the adapter as from
+#    the file);
 #  - eval with --chat_template_path (SmolLM3's template, {% generation %})
 #    and --assistant_only_loss: the loss equals PEFT's on transformers'
 #    return_assistant_tokens_mask labels;
@@ -43,6 +45,18 @@ lora="--lora_r 4 --lora_alpha 8 --lora_dropout 0 --lora_target_modules all-linea
     --prompt "Tell me a story." --max_new_tokens 6 --temperature 0 >"$SCRATCH/generate.out" 2>"$SCRATCH/generate.err" ||
     { cat "$SCRATCH/generate.err" >&2; fail "generate --chat"; }
 "$PY" "$T/model_template_oracle.py" check "$SCRATCH" $SEQ || fail "shardtune differs from transformers (above)"
+
+# a template from --chat_template_path goes with the adapter: the adapter
+# directory renders as the file does
+"$SHARDTUNE" train --model_name_or_path "$SCRATCH/model" --dataset_name "$SCRATCH/chat" --max_seq_len $SEQ \
+    --output_dir "$SCRATCH/out2" --per_device_train_batch_size 12 --max_steps 1 $lora \
+    --chat_template_path "$SCRATCH/smollm3.jinja" >"$SCRATCH/train2.log" 2>&1 || { cat "$SCRATCH/train2.log" >&2; fail "train 2"; }
+"$PY" -c 'import json, sys; assert json.load(open(sys.argv[1]))["chat_template"] == open(sys.argv[2]).read()' \
+    "$SCRATCH/out2/tokenizer_config.json" "$SCRATCH/smollm3.jinja" || fail "the adapter lacks --chat_template_path's template"
+"$SHARDTUNE" chat-template --model_name_or_path "$SCRATCH/out2" "$SCRATCH/chat/test.jsonl" >"$SCRATCH/saved.txt"
+"$SHARDTUNE" chat-template --model_name_or_path "$SCRATCH/model" --chat_template_path "$SCRATCH/smollm3.jinja" \
+    "$SCRATCH/chat/test.jsonl" >"$SCRATCH/file.txt"
+cmp -s "$SCRATCH/saved.txt" "$SCRATCH/file.txt" || fail "the adapter's saved template renders differently"
 
 # refusals: one line naming the flag or file, exit 1
 refused() { # WANT ARGS...
