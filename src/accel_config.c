@@ -10,6 +10,7 @@
 #include "accel_config.h"
 
 #include "checksum.h"
+#include "suggest.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -304,45 +305,14 @@ static const key_spec *key_find(const key_spec *keys, size_t n, const char *name
     return NULL;
 }
 
-/* Edit distance (insert, delete, substitute), for "did you mean". */
-static size_t levenshtein(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    if (nb > 127)
-        return (size_t)-1;
-    size_t row[128];
-    for (size_t j = 0; j <= nb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[nb];
-}
-
-/* The closest key of the level, if it is close enough to be a misspelling
- * (a third of its letters, at least 2) rather than a different word. */
+/* The closest key of the level, if it is close enough to be a misspelling. */
 static const char *key_closest(const key_spec *keys, size_t n, const char *name)
 {
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = levenshtein(name, keys[i].name);
-        if (d < best_d) {
-            best_d = d;
-            best = keys[i].name;
-        }
-    }
-    size_t allowed = best ? strlen(best) / 3 : 0;
-    return best && best_d <= (allowed < 2 ? 2 : allowed) ? best : NULL;
+    suggestion sg;
+    suggest_begin(&sg, name);
+    for (size_t i = 0; i < n; i++)
+        suggest_offer(&sg, keys[i].name);
+    return suggest_result(&sg);
 }
 
 /* ------------------------------------------------------------------ YAML */

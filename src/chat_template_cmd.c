@@ -12,6 +12,7 @@
 #include "data_internal.h"
 #include "file_read.h"
 #include "log.h"
+#include "suggest.h"
 
 static const char USAGE[] =
     "usage: shardtune chat-template (--model_name_or_path DIR | --chat_template_path FILE)\n"
@@ -95,7 +96,9 @@ int chat_template_main(int argc, char **argv)
                 die(EXIT_USAGE, "chat-template: %s needs a value", a);
             *(a[2] == 'm' ? &model : &template_path) = argv[++i];
         } else if (!strncmp(a, "--", 2)) {
-            die(EXIT_USAGE, "chat-template: %s: unknown flag (see shardtune chat-template --help)", a);
+            static const char *const known[] = {"--model_name_or_path", "--chat_template_path",
+                                                "--add_generation_prompt", "--jsonl", "--help", NULL};
+            die_unknown_flag("chat-template", a, known);
         } else if (file) {
             die(EXIT_USAGE, "chat-template: one FILE only (got %s and %s)", file, a);
         } else {

@@ -1,6 +1,7 @@
 /* config.c: one table of flags; each knows its type, default and which
  * commands take it, so parsing, checking and --help share one source. */
 #include "config.h"
+#include "suggest.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -258,6 +259,47 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
     return 0;
 }
 
+/* The commands of a mask, "train, plan". */
+static void command_names(unsigned mask, char *out, size_t cap)
+{
+    static const struct {
+        unsigned id;
+        const char *name;
+    } names[] = {{CMD_TRAIN, "train"}, {CMD_EVAL, "eval"}, {CMD_PLAN, "plan"}, {CMD_GENERATE, "generate"},
+                 {CMD_MERGE, "merge"}, {CMD_DUMP, "model_dump"}};
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < COUNT(names); i++)
+        if (mask & names[i].id)
+            n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", names[i].name);
+}
+
+/* An unknown flag: a flag of another command says so; a misspelt one names
+ * the nearest this command takes (or accepts). */
+static int unknown_flag(const char *name, command_id cmd, errbuf *e)
+{
+    char self[64], others[128];
+    command_names(cmd, self, sizeof self);
+    for (size_t k = 0; k < COUNT(flags); k++)
+        if (flags[k].commands && strcmp(flags[k].name, name) == 0) {
+            command_names(flags[k].commands, others, sizeof others);
+            return err_set(e, "--%s: not a flag of %s (a flag of %s)", name, self, others);
+        }
+    suggestion sg;
+    suggest_begin(&sg, name);
+    for (size_t k = 0; k < COUNT(flags); k++)
+        if (flags[k].commands & cmd)
+            suggest_offer(&sg, flags[k].name);
+    for (size_t k = 0; k < COUNT(noted_flags); k++)
+        suggest_offer(&sg, noted_flags[k]);
+    for (size_t k = 0; k < COUNT(harmless_flags); k++)
+        suggest_offer(&sg, harmless_flags[k]);
+    const char *near = suggest_result(&sg);
+    if (near)
+        return err_set(e, "--%s: unknown flag (did you mean --%s?)", name, near);
+    return err_set(e, "--%s: unknown flag (see shardtune %s --help)", name, self);
+}
+
 int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e)
 {
     memset(c, 0, sizeof *c);
@@ -302,7 +344,7 @@ int config_parse(run_config *c, command_id cmd, int argc, char **argv, errbuf *e
             continue;
         }
         if (!f)
-            return err_set(e, "--%s: unknown flag", name);
+            return unknown_flag(name, cmd, e);
         if (f->type == F_BOOL && bare) {
             *(int *)((char *)c + f->offset) = 1;
             continue;

@@ -12,6 +12,7 @@
 #include "plan.h"
 #include "tokenizer.h"
 #include "chat_template_cmd.h"
+#include "suggest.h"
 #include "train.h"
 
 static void usage(FILE *out)
@@ -47,7 +48,7 @@ static int cmd_convert(int argc, char **argv)
                         "--checkpoint FILE --tokenizer FILE --out DIR)");
     for (int i = 1; i < argc; i += 2)
         if (strcmp(argv[i], "--checkpoint") && strcmp(argv[i], "--tokenizer") && strcmp(argv[i], "--out"))
-            die(EXIT_USAGE, "convert llama2c: %s: unknown flag", argv[i]);
+            die_unknown_flag("convert llama2c", argv[i], (const char *const[]){"--checkpoint", "--tokenizer", "--out", NULL});
     const char *ckpt = find_flag(argc, argv, "--checkpoint");
     const char *tok = find_flag(argc, argv, "--tokenizer");
     const char *out = find_flag(argc, argv, "--out");
@@ -128,6 +129,11 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "merge")) {
         rc = cmd_run(cmd, CMD_MERGE, merge_run, argc - 2, argv + 2);
     } else {
+        static const char *const commands[] = {"train", "eval", "convert", "tokenize", "chat-template", "generate",
+                                               "export", "merge", "plan", "help", NULL};
+        const char *near = suggest_among(cmd, commands);
+        if (near)
+            die(EXIT_USAGE, "'%s' is not a command (did you mean %s?)", cmd, near);
         usage(stderr);
         die(EXIT_USAGE, "'%s' is not a command", cmd);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "suggest.h"
 #include "tokenizer.h"
 
 static const char USAGE[] =
@@ -78,7 +79,9 @@ int tokenize_main(int argc, char **argv)
             else
                 skip_special = parse_bool(a, v);
         } else if (!strncmp(a, "--", 2)) {
-            die(EXIT_USAGE, "tokenize: %s: unknown flag (see shardtune tokenize --help)", a);
+            static const char *const known[] = {"--tokenizer", "--add_special_tokens", "--skip_special_tokens",
+                                                "--decode", "--help", NULL};
+            die_unknown_flag("tokenize", a, known);
         } else {
             first_text = i;
             break;
