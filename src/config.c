@@ -12,7 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { F_INT, F_DOUBLE, F_BOOL, F_STRING } flag_type;
+/* F_GROUP: a heading of --help and the man page; the flags after it (to the
+ * next heading) belong to it.  It takes no command, so parsing passes over it. */
+typedef enum { F_INT, F_DOUBLE, F_BOOL, F_STRING, F_GROUP } flag_type;
 
 typedef struct flag_def {
     const char *name;
@@ -24,18 +26,23 @@ typedef struct flag_def {
 } flag_def;
 
 #define OFF(f) offsetof(run_config, f)
+#define GROUP(title) {title, F_GROUP, 0, NULL, 0, NULL}
 #define TRAIN_EVAL (CMD_TRAIN | CMD_EVAL | CMD_DUMP | CMD_PLAN)
 #define MODEL_CMDS (TRAIN_EVAL | CMD_GENERATE | CMD_MERGE)
 #define TRAIN (CMD_TRAIN | CMD_PLAN)
 
 static const flag_def flags[] = {
+    GROUP("Model"),
     {"model_name_or_path", F_STRING, OFF(model_name_or_path), NULL, MODEL_CMDS, "Hugging Face model directory"},
-    {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl / .json file, or a directory of <split>.jsonl (see --splits)"},
-    {"output_dir", F_STRING, OFF(output_dir), NULL, TRAIN, "where metrics.jsonl and the adapter go"},
     {"adapter", F_STRING, OFF(adapter), NULL, MODEL_CMDS, "PEFT adapter directory to start from / evaluate"},
-    {"config_file", F_STRING, OFF(config_file), NULL, MODEL_CMDS, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
-    {"max_length", F_INT, OFF(max_seq_len), NULL, TRAIN_EVAL, "alias of --max_seq_len (newer train.py)"},
+    {"model", F_STRING, OFF(model_name_or_path), NULL, CMD_DUMP, "alias of --model_name_or_path"},
+    {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
+    GROUP("Data"),
+    {"dataset_name", F_STRING, OFF(dataset_name), NULL, TRAIN_EVAL, ".jsonl / .json file, or a directory of <split>.jsonl (see --splits)"},
+    {"data", F_STRING, OFF(dataset_name), NULL, CMD_DUMP, "alias of --dataset_name"},
+    {"splits", F_STRING, OFF(splits), "train,test", TRAIN_EVAL, "splits of a dataset directory: trained on, evaluated"},
     {"max_seq_len", F_INT, OFF(max_seq_len), "512", TRAIN_EVAL, "sequences are truncated to this length"},
+    {"max_length", F_INT, OFF(max_seq_len), NULL, TRAIN_EVAL, "alias of --max_seq_len (newer train.py)"},
     {"dataset_text_field", F_STRING, OFF(dataset_text_field), "text", TRAIN_EVAL, "the text column of the dataset (PEFT's chat runs: content)"},
     {"chat_template_format", F_STRING, OFF(chat_template_format), "none", TRAIN_EVAL, "chatml, zephyr: render messages/conversations with PEFT's template; none: with the model's own (chat_template.jinja or tokenizer_config.json's chat_template)"},
     {"chat_template_path", F_STRING, OFF(chat_template_path), NULL, TRAIN_EVAL | CMD_GENERATE, "a Jinja chat template file, used instead of the model's own"},
@@ -43,17 +50,24 @@ static const flag_def flags[] = {
     {"packing_strategy", F_STRING, OFF(packing_strategy), "wrapped", TRAIN_EVAL, "wrapped (concatenate and cut) or bfd (best fit, documents kept whole)"},
     {"append_concat_token", F_BOOL, OFF(append_concat_token), "False", TRAIN_EVAL, "packing: EOS after each document"},
     {"add_special_tokens", F_BOOL, OFF(add_special_tokens), "False", TRAIN_EVAL, "the tokenizer's BOS/EOS around each text"},
-    {"splits", F_STRING, OFF(splits), "train,test", TRAIN_EVAL, "splits of a dataset directory: trained on, evaluated"},
     {"assistant_only_loss", F_BOOL, OFF(assistant_only_loss), "False", TRAIN_EVAL, "train on assistant turns only (needs a chat template)"},
+    GROUP("LoRA, DoRA and QLoRA"),
+    {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
+    {"lora_r", F_INT, OFF(lora_r), "64", TRAIN, "LoRA rank"},
+    {"lora_alpha", F_DOUBLE, OFF(lora_alpha), "16", TRAIN, "LoRA alpha"},
+    {"lora_dropout", F_DOUBLE, OFF(lora_dropout), "0.1", TRAIN, "dropout on the LoRA input"},
+    {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", TRAIN, "all-linear or a list of q_proj,k_proj,..."},
+    {"use_rslora", F_BOOL, OFF(use_rslora), "False", TRAIN, "scale alpha/sqrt(r)"},
+    {"use_dora", F_BOOL, OFF(use_dora), "False", TRAIN, "DoRA: a trained magnitude per output row (PEFT's use_dora)"},
+    {"modules_to_save", F_STRING, OFF(modules_to_save), NULL, TRAIN, "modules trained fully beside the adapters, saved whole (PEFT's modules_to_save): embed_tokens,lm_head"},
+    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "QLoRA: the linear layers' weights as 4-bit codes (bitsandbytes), quantized on load"},
+    {"bnb_4bit_quant_type", F_STRING, OFF(bnb_4bit_quant_type), "nf4", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "nf4 or fp4"},
+    {"use_nested_quant", F_BOOL, OFF(use_nested_quant), "False", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "4-bit: quantize the block absmax to 8 bits too (double quantization)"},
+    {"bnb_4bit_compute_dtype", F_STRING, OFF(bnb_4bit_compute_dtype), "float16", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "float32, bfloat16, float16; the CPU backend computes in float32"},
+    {"bnb_4bit_quant_storage_dtype", F_STRING, OFF(bnb_4bit_quant_storage_dtype), "uint8", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "uint8, bfloat16, float16, float32: how the packed bytes are viewed (the bytes are the same)"},
+    GROUP("Training"),
+    {"output_dir", F_STRING, OFF(output_dir), NULL, TRAIN, "where metrics.jsonl and the adapter go"},
     {"per_device_train_batch_size", F_INT, OFF(per_device_train_batch_size), "8", TRAIN, "micro-batch size"},
-    {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL | CMD_TRAIN, "evaluation batch size"},
-    {"eval_strategy", F_STRING, OFF(eval_strategy), "no", CMD_TRAIN, "no, steps or epoch: evaluate on the second split"},
-    {"evaluation_strategy", F_STRING, OFF(eval_strategy), NULL, CMD_TRAIN, "alias of --eval_strategy (older transformers)"},
-    {"save_strategy", F_STRING, OFF(save_strategy), "steps", CMD_TRAIN, "no, steps or epoch: HDF5 checkpoints in --output_dir"},
-    {"save_steps", F_INT, OFF(save_steps), "500", CMD_TRAIN, "with --save_strategy steps: every N steps"},
-    {"save_total_limit", F_INT, OFF(save_total_limit), "0", CMD_TRAIN, "keep at most N checkpoints (0: all)"},
-    {"resume_from_checkpoint", F_STRING, OFF(resume_from_checkpoint), NULL, CMD_TRAIN, "a checkpoint file, or latest (in --output_dir)"},
-    {"eval_steps", F_INT, OFF(eval_steps), "0", CMD_TRAIN, "with --eval_strategy steps: every N steps (0: logging_steps)"},
     {"gradient_accumulation_steps", F_INT, OFF(gradient_accumulation_steps), "1", TRAIN, "micro-batches per optimizer step"},
     {"num_train_epochs", F_DOUBLE, OFF(num_train_epochs), "3", TRAIN, "epochs (when max_steps <= 0)"},
     {"max_steps", F_INT, OFF(max_steps), "-1", TRAIN, "optimizer steps; overrides num_train_epochs when > 0"},
@@ -67,38 +81,38 @@ static const flag_def flags[] = {
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
     {"seed", F_INT, OFF(seed), "42", MODEL_CMDS, "seed of data order, LoRA init and dropout"},
+    {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN | CMD_DUMP, "recompute each layer in backward"},
+    GROUP("Evaluation"),
+    {"eval_strategy", F_STRING, OFF(eval_strategy), "no", CMD_TRAIN, "no, steps or epoch: evaluate on the second split"},
+    {"evaluation_strategy", F_STRING, OFF(eval_strategy), NULL, CMD_TRAIN, "alias of --eval_strategy (older transformers)"},
+    {"eval_steps", F_INT, OFF(eval_steps), "0", CMD_TRAIN, "with --eval_strategy steps: every N steps (0: logging_steps)"},
+    {"per_device_eval_batch_size", F_INT, OFF(per_device_eval_batch_size), "8", CMD_EVAL | CMD_TRAIN, "evaluation batch size"},
+    {"json", F_BOOL, OFF(json), "False", CMD_EVAL | CMD_PLAN, "print one JSON object"},
+    GROUP("Checkpoints"),
+    {"save_strategy", F_STRING, OFF(save_strategy), "steps", CMD_TRAIN, "no, steps or epoch: HDF5 checkpoints in --output_dir"},
+    {"save_steps", F_INT, OFF(save_steps), "500", CMD_TRAIN, "with --save_strategy steps: every N steps"},
+    {"save_total_limit", F_INT, OFF(save_total_limit), "0", CMD_TRAIN, "keep at most N checkpoints (0: all)"},
+    {"resume_from_checkpoint", F_STRING, OFF(resume_from_checkpoint), NULL, CMD_TRAIN, "a checkpoint file, or latest (in --output_dir)"},
+    GROUP("FSDP and devices"),
+    {"config_file", F_STRING, OFF(config_file), NULL, MODEL_CMDS, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
     {"device", F_STRING, OFF(device), NULL, MODEL_CMDS, "cpu, cuda, or auto: cuda when built with it and a GPU answers (default: $SHARDTUNE_DEVICE, else auto); plan: the layout to count (auto: cuda when bf16 is asked for)"},
     {"bf16", F_BOOL, OFF(bf16), "False", MODEL_CMDS, "bf16 matrix products with fp32 accumulation on the GPU (as mixed_precision: bf16); the CPU computes in fp32"},
+    {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
+    {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
+    GROUP("Logging"),
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
-    {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN | CMD_DUMP, "recompute each layer in backward"},
-    {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
-    {"lora_r", F_INT, OFF(lora_r), "64", TRAIN, "LoRA rank"},
-    {"lora_alpha", F_DOUBLE, OFF(lora_alpha), "16", TRAIN, "LoRA alpha"},
-    {"lora_dropout", F_DOUBLE, OFF(lora_dropout), "0.1", TRAIN, "dropout on the LoRA input"},
-    {"lora_target_modules", F_STRING, OFF(lora_target_modules), "q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", TRAIN, "all-linear or a list of q_proj,k_proj,..."},
-    {"use_rslora", F_BOOL, OFF(use_rslora), "False", TRAIN, "scale alpha/sqrt(r)"},
-    {"use_dora", F_BOOL, OFF(use_dora), "False", TRAIN, "DoRA: a trained magnitude per output row (PEFT's use_dora)"},
-    {"modules_to_save", F_STRING, OFF(modules_to_save), NULL, TRAIN, "modules trained fully beside the adapters, saved whole (PEFT's modules_to_save): embed_tokens,lm_head"},
-    {"json", F_BOOL, OFF(json), "False", CMD_EVAL | CMD_PLAN, "print one JSON object"},
+    GROUP("Generation"),
     {"prompt", F_STRING, OFF(prompt), NULL, CMD_GENERATE, "text to continue"},
     {"max_new_tokens", F_INT, OFF(max_new_tokens), "64", CMD_GENERATE, "tokens to generate at most"},
     {"temperature", F_DOUBLE, OFF(temperature), "0", CMD_GENERATE, "0: greedy; otherwise sample at this temperature"},
     {"top_p", F_DOUBLE, OFF(top_p), "1.0", CMD_GENERATE, "nucleus sampling: keep the most likely tokens up to this mass"},
     {"chat", F_BOOL, OFF(chat), "False", CMD_GENERATE, "render the prompt as a user turn of the tokenizer's chat template (or --chat_template_path's), with the generation prompt"},
-    {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
-    {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
-    {"torch_dtype", F_STRING, OFF(torch_dtype), NULL, CMD_PLAN, "storage of the base weights: float32, bfloat16, float16 (default: config.json's)"},
-    {"use_4bit_quantization", F_BOOL, OFF(use_4bit_quantization), "False", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "QLoRA: the linear layers' weights as 4-bit codes (bitsandbytes), quantized on load"},
-    {"bnb_4bit_quant_type", F_STRING, OFF(bnb_4bit_quant_type), "nf4", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "nf4 or fp4"},
-    {"use_nested_quant", F_BOOL, OFF(use_nested_quant), "False", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "4-bit: quantize the block absmax to 8 bits too (double quantization)"},
-    {"bnb_4bit_compute_dtype", F_STRING, OFF(bnb_4bit_compute_dtype), "float16", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "float32, bfloat16, float16; the CPU backend computes in float32"},
-    {"bnb_4bit_quant_storage_dtype", F_STRING, OFF(bnb_4bit_quant_storage_dtype), "uint8", TRAIN_EVAL | CMD_GENERATE | CMD_MERGE, "uint8, bfloat16, float16, float32: how the packed bytes are viewed (the bytes are the same)"},
-    {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
-    {"dropout", F_BOOL, OFF(dump_dropout), "False", CMD_DUMP, "training mode: the adapter's LoRA dropout, masks of train's first micro-batch"},
+    GROUP("Merge"),
     {"out", F_STRING, OFF(out), NULL, CMD_DUMP | CMD_MERGE, "output: .safetensors (dump) or model directory (merge)"},
     {"max_shard_size", F_STRING, OFF(max_shard_size), "5GB", CMD_MERGE, "largest safetensors file of the merged model (GB, MB, KB or bytes)"},
-    {"model", F_STRING, OFF(model_name_or_path), NULL, CMD_DUMP, "alias of --model_name_or_path"},
-    {"data", F_STRING, OFF(dataset_name), NULL, CMD_DUMP, "alias of --dataset_name"},
+    GROUP("Test tools (model_dump)"),
+    {"rows", F_INT, OFF(rows), "1", CMD_DUMP, "rows of the dataset in the batch"},
+    {"dropout", F_BOOL, OFF(dump_dropout), "False", CMD_DUMP, "training mode: the adapter's LoRA dropout, masks of train's first micro-batch"},
 };
 
 /* Flags of train.py / TrainingArguments / accelerate that later work brings. */
@@ -154,6 +168,8 @@ static int set_flag(run_config *c, const flag_def *f, const char *v, errbuf *e)
         free(*(char **)field);
         *(char **)field = xstrdup(v);
         return 0;
+    case F_GROUP:
+        break;
     }
     return -1;
 }
@@ -371,9 +387,29 @@ void config_free(run_config *c)
 
 void config_print_help(command_id cmd)
 {
-    for (size_t i = 0; i < COUNT(flags); i++)
-        if (flags[i].commands & cmd)
-            printf("  --%-30s %s%s%s%s\n", flags[i].name, flags[i].help,
-                   flags[i].default_value ? " (default " : "",
-                   flags[i].default_value ? flags[i].default_value : "", flags[i].default_value ? ")" : "");
+    const char *group = NULL;
+    for (size_t i = 0; i < COUNT(flags); i++) {
+        if (flags[i].type == F_GROUP) {
+            group = flags[i].name;
+            continue;
+        }
+        if (!(flags[i].commands & cmd))
+            continue;
+        if (group) { /* a heading only above flags the command takes */
+            printf("%s:\n", group);
+            group = NULL;
+        }
+        printf("  --%-30s %s%s%s%s\n", flags[i].name, flags[i].help, flags[i].default_value ? " (default " : "",
+               flags[i].default_value ? flags[i].default_value : "", flags[i].default_value ? ")" : "");
+    }
+}
+
+int config_flag_at(size_t i, config_flag *out)
+{
+    static const char *const types[] = {"INT", "NUMBER", "BOOL", "TEXT", NULL};
+    if (i >= COUNT(flags))
+        return -1;
+    const flag_def *f = &flags[i];
+    *out = (config_flag){f->name, types[f->type], f->default_value, f->help, f->commands};
+    return 0;
 }

@@ -92,7 +92,18 @@ void config_free(run_config *c);
 /* 0 when device is cpu, cuda or auto; else -1 and a message naming source
  * (the flag or the environment variable it came from). */
 int config_check_device(const char *device, const char *source, errbuf *e);
-/* Prints the flags of cmd with their defaults. */
+/* Prints the flags of cmd with their defaults, under their headings. */
 void config_print_help(command_id cmd);
+
+/* Entry i of the flag table (for the man page): a heading (commands 0,
+ * type NULL) or a flag.  0, or -1 past the end. */
+typedef struct config_flag {
+    const char *name;          /* the flag without "--", or the heading */
+    const char *type;          /* "INT", "NUMBER", "BOOL", "TEXT"; NULL for a heading */
+    const char *default_value; /* NULL: none */
+    const char *help;
+    unsigned commands;         /* command_id bits */
+} config_flag;
+int config_flag_at(size_t i, config_flag *out);
 
 #endif

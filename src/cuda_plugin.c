@@ -30,12 +30,8 @@ static int program_dir(char *out, size_t size)
     return 0;
 }
 
-const cuda_plugin *cuda_plugin_open(errbuf *e)
+int cuda_plugin_find(char *path, size_t cap)
 {
-    static cuda_plugin plugin;
-    static int opened;
-    if (opened)
-        return &plugin;
     char candidates[3][PATH_MAX + 32];
     int n = 0;
     const char *env = getenv("SHARDTUNE_CUDA_PLUGIN");
@@ -45,23 +41,36 @@ const cuda_plugin *cuda_plugin_open(errbuf *e)
     if (program_dir(dir, sizeof dir) == 0)
         snprintf(candidates[n++], sizeof candidates[0], "%s%s", dir, PLUGIN_NAME);
     snprintf(candidates[n++], sizeof candidates[0], "%s/%s", SHARDTUNE_PKGLIBDIR, PLUGIN_NAME);
-    void *handle = NULL;
-    int i;
-    for (i = 0; i < n && !handle; i++)
-        if (access(candidates[i], F_OK) == 0 && !(handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL))) {
-            err_set(e, "%s: cannot load the CUDA backend: %s", candidates[i], dlerror());
-            return NULL;
+    for (int i = 0; i < n; i++)
+        if (access(candidates[i], F_OK) == 0) {
+            snprintf(path, cap, "%s", candidates[i]);
+            return 0;
         }
-    if (!handle) {
+    return -1;
+}
+
+const cuda_plugin *cuda_plugin_open(errbuf *e)
+{
+    static cuda_plugin plugin;
+    static int opened;
+    if (opened)
+        return &plugin;
+    char path[PATH_MAX + 32];
+    if (cuda_plugin_find(path, sizeof path) != 0) {
         err_set(e, "--device cuda: no %s beside the program or in %s: this shardtune was built without CUDA "
                    "(configure found no nvcc; see ./configure --with-cuda=DIR)", PLUGIN_NAME, SHARDTUNE_PKGLIBDIR);
+        return NULL;
+    }
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        err_set(e, "%s: cannot load the CUDA backend: %s", path, dlerror());
         return NULL;
     }
     *(void **)&plugin.device_count = dlsym(handle, "cuda_device_count");
     *(void **)&plugin.backend_create = dlsym(handle, "backend_cuda_create");
     *(void **)&plugin.comm_create = dlsym(handle, "comm_nccl_create");
     if (!plugin.device_count || !plugin.backend_create || !plugin.comm_create) {
-        err_set(e, "%s: not a shardtune CUDA plugin (entry points missing)", candidates[i - 1]);
+        err_set(e, "%s: not a shardtune CUDA plugin (entry points missing)", path);
         return NULL;
     }
     opened = 1;

@@ -25,5 +25,8 @@ int cuda_plugin_device_present(void);
  * a message in e when there is none (a build without CUDA) or it does not
  * load. */
 const cuda_plugin *cuda_plugin_open(errbuf *e);
+/* Where cuda_plugin_open would look first and find a file (0), or -1 when
+ * there is none; loads nothing (for --version). */
+int cuda_plugin_find(char *path, size_t cap);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
 #include "config.h"
 #include "convert_llama2c.h"
 #include "log.h"
@@ -14,24 +15,6 @@
 #include "chat_template_cmd.h"
 #include "suggest.h"
 #include "train.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: shardtune <command> [flags]\n"
-            "commands:\n"
-            "  train     fine-tune LoRA adapters (flags as PEFT's train.py / TrainingArguments)\n"
-            "  eval      mean token loss of a model (and adapter) over a dataset\n"
-            "  convert   llama2c --checkpoint FILE --tokenizer FILE --out DIR\n"
-            "  tokenize  --tokenizer PATH [--add_special_tokens True|False] [--decode] TEXT...\n"
-            "  chat-template --model_name_or_path DIR [--add_generation_prompt] FILE: rows as the model's\n"
-            "            chat template renders them\n"
-            "  generate  --model_name_or_path DIR [--adapter DIR] --prompt TEXT --max_new_tokens N\n"
-            "  export    CHECKPOINT --out DIR: the PEFT adapter of an HDF5 checkpoint\n"
-            "  merge     --model_name_or_path BASE --adapter DIR --out DIR [--max_shard_size 5GB]\n"
-            "  plan      expected memory per rank and traffic per step, from config.json alone\n"
-            "  help      this text; `shardtune <command> --help` lists a command's flags\n");
-}
 
 static const char *find_flag(int argc, char **argv, const char *name)
 {
@@ -87,6 +70,18 @@ static int cmd_run(const char *name, command_id cmd, command_fn fn, int argc, ch
 
 int main(int argc, char **argv)
 {
+    /* what needs no MPI (and runs at build time, for the man page) */
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        commands_print_version(stdout);
+        return 0;
+    }
+    if (argc >= 2 && (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (argc >= 3 && !strcmp(argv[2], "--man"))
+            commands_print_man(stdout);
+        else
+            commands_print_usage(stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     int provided, rank = 0, size = 1;
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "shardtune: error: MPI_Init_thread failed\n");
@@ -96,15 +91,12 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     log_set_rank(rank, size);
     if (argc < 2) {
-        usage(stderr);
+        commands_print_usage(stderr);
         die(EXIT_USAGE, "no command given");
     }
     const char *cmd = argv[1];
     int rc;
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage(stdout);
-        rc = 0;
-    } else if (!strcmp(cmd, "convert")) {
+    if (!strcmp(cmd, "convert")) {
         rc = rank == 0 ? cmd_convert(argc - 2, argv + 2) : 0; /* one writer */
     } else if (!strcmp(cmd, "train")) {
         rc = cmd_run(cmd, CMD_TRAIN, train_run, argc - 2, argv + 2);
@@ -129,12 +121,14 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "merge")) {
         rc = cmd_run(cmd, CMD_MERGE, merge_run, argc - 2, argv + 2);
     } else {
-        static const char *const commands[] = {"train", "eval", "convert", "tokenize", "chat-template", "generate",
-                                               "export", "merge", "plan", "help", NULL};
-        const char *near = suggest_among(cmd, commands);
+        suggestion sg;
+        suggest_begin(&sg, cmd);
+        for (const command_doc *d = shardtune_commands; d->name; d++)
+            suggest_offer(&sg, d->name);
+        const char *near = suggest_result(&sg);
         if (near)
             die(EXIT_USAGE, "'%s' is not a command (did you mean %s?)", cmd, near);
-        usage(stderr);
+        commands_print_usage(stderr);
         die(EXIT_USAGE, "'%s' is not a command", cmd);
     }
     MPI_Finalize();

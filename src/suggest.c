@@ -38,6 +38,10 @@ void suggest_begin(suggestion *s, const char *name)
 void suggest_offer(suggestion *s, const char *candidate)
 {
     size_t d = edit_distance(s->name, candidate);
+    /* a shortened name (max_shard for max_shard_size) is as good as one typo */
+    size_t n = strlen(s->name), nc = strlen(candidate);
+    if (n >= 4 && n < nc && !strncmp(s->name, candidate, n))
+        d = 1;
     if (d < s->best_distance) {
         s->best_distance = d;
         s->best = candidate;

@@ -11,7 +11,8 @@ size_t edit_distance(const char *a, const char *b);
 
 /* Offer candidates one by one; the result is the closest, when it is close
  * enough to be a misspelling (a third of the longer name's letters, at least
- * 2) rather
+ * 2; a name that begins a candidate, of 4 letters or more, counts as one
+ * letter off) rather
  * than another word, else NULL. */
 typedef struct suggestion {
     const char *name;     /* the misspelt name */
