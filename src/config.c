@@ -100,6 +100,7 @@ static const flag_def flags[] = {
     {"num_processes", F_INT, OFF(num_processes), "1", CMD_PLAN, "ranks to plan for"},
     {"ranks_per_node", F_INT, OFF(ranks_per_node), "0", CMD_PLAN, "ranks per node (HYBRID_SHARD); 0: all on one node"},
     GROUP("Logging"),
+    {"disable_tqdm", F_BOOL, OFF(disable_tqdm), "False", TRAIN, "no live progress line on a terminal (the --logging_steps lines only)"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
     GROUP("Generation"),
     {"prompt", F_STRING, OFF(prompt), NULL, CMD_GENERATE, "text to continue"},

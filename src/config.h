@@ -65,6 +65,7 @@ typedef struct run_config {
     int max_new_tokens;
     double temperature, top_p;
     int chat;
+    int disable_tqdm;   /* no live progress line (TrainingArguments' flag) */
     /* plan */
     int num_processes;
     int ranks_per_node;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 static int g_rank = 0, g_size = 1;
+static void live_clear(void);
 
 void log_set_rank(int rank, int size) { g_rank = rank; g_size = size; }
 int log_rank(void) { return g_rank; }
@@ -31,6 +32,7 @@ void die(int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    live_clear();
     if (g_size > 1)
         fprintf(stderr, "shardtune: error: rank %d: %s\n", g_rank, msg);
     else
@@ -49,11 +51,54 @@ static FILE *g_info_stream; /* NULL: stdout */
 
 void log_info_to_stderr(void) { g_info_stream = stderr; }
 
+/* The live line (log_live): kept at the bottom of the terminal, so a line
+ * printed meanwhile clears it first and draws it again after. */
+static char g_live[512];
+
+static void live_clear(void)
+{
+    if (g_live[0]) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}
+
+static void live_draw(void)
+{
+    if (g_live[0]) {
+        fputs(g_live, stderr);
+        fflush(stderr);
+    }
+}
+
 static void print_line(FILE *out, const char *fmt, va_list ap)
 {
+    live_clear();
     vfprintf(out, fmt, ap);
     fputc('\n', out);
     fflush(out);
+    live_draw();
+}
+
+void log_live(const char *fmt, ...)
+{
+    if (g_rank != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_live + 4, sizeof g_live - 4, fmt, ap); /* after "\r\033[K": */
+    va_end(ap);
+    memcpy(g_live, "\r\033[K", 4);                     /* each draw erases the last */
+    live_draw();
+}
+
+void log_live_end(void)
+{
+    if (g_rank != 0 || !g_live[0])
+        return;
+    fputc('\n', stderr); /* the last state stays on screen */
+    fflush(stderr);
+    g_live[0] = 0;
 }
 
 void log_info(const char *fmt, ...)

@@ -36,6 +36,12 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --json: stdout carries the one JSON object alone (log_result), so a
  * script can parse it whatever the run reported on the way. */
 void log_info_to_stderr(void);
+/* A live line on rank 0's stderr (a terminal), redrawn in place by each
+ * call; other output is printed above it.  log_live_end leaves it as the
+ * last state and goes to the next line. */
+void log_live(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_live_end(void);
+
 /* Prints a line on rank 0 only, always on stdout: a command's result. */
 void log_result(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -16,10 +16,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
+#include "flops.h"
 #include "optim.h"
 #include "peft_adapter.h"
+#include "progress.h"
 #include "rng.h"
 #include "run_data.h"
 #include "session.h"
@@ -89,9 +92,10 @@ static int save_adapter(session *s, const char *dir, const char *base, errbuf *e
 }
 
 /* One optimizer step: this rank's micro-batches of the global batch.
- * Returns the global loss sum and sets *n_targets, *n_tokens (global). */
+ * Returns the global loss sum and sets *n_targets, *n_tokens (global) and
+ * *row_len (this rank's mean row length). */
 static double run_step(session *s, const run_config *c, const dataset *data, sampler *smp, const step_plan *plan,
-                       int step, double *n_targets, double *n_tokens)
+                       int step, double *n_targets, double *n_tokens, double *row_len)
 {
     const int G = c->gradient_accumulation_steps;
     const size_t n_batches = sampler_n_batches(smp);
@@ -110,6 +114,12 @@ static double run_step(session *s, const run_config *c, const dataset *data, sam
         counts[0] += (double)hbs[t].n_targets;
         counts[1] += (double)hbs[t].batch * hbs[t].seq;
     }
+    /* this rank's mean (padded) row length, for the progress line's FLOPs:
+     * known without another collective */
+    double rows = 0.0;
+    for (int t = 0; t < G; t++)
+        rows += ks[t] >= 0 ? hbs[t].batch : 0;
+    *row_len = rows > 0 ? counts[1] / rows : 0.0;
     /* the step's loss is averaged over every target of the global batch */
     session_sum(s, counts, 2);
     float grad_scale = counts[0] > 0 ? (float)(1.0 / counts[0]) : 0.0f;
@@ -172,6 +182,27 @@ static int open_run(session *s, run_data *rd, dataset *data, const run_config *c
         return -1;
     s->m.cfg.pad_token_id = run_data_pad_id(rd, s->m.cfg.pad_token_id);
     return dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e);
+}
+
+/* The progress line: live on a terminal; the FLOP count of this model and
+ * adapter, and the measured peak of the CPU backend (every rank at once,
+ * as they share the machine when training). */
+static void start_progress(progress *p, session *s, const run_config *c, int start_step, int total_steps)
+{
+    const int live = s->rank == 0 && isatty(STDERR_FILENO) && !c->disable_tqdm;
+    double peak = 0.0;
+    if (!strcmp(s->be->name, "cpu")) {
+        peak = cpu_sgemm_peak();
+        session_sum(s, &peak, 1);
+    }
+    double n_trainable = (double)model_n_trainable(&s->m);
+    progress_begin(p, live, start_step, total_steps, &s->m.cfg, n_trainable, peak);
+    char peak_text[96] = "unknown on this backend (no MFU)";
+    if (peak > 0)
+        snprintf(peak_text, sizeof peak_text, "%.3g TFLOP/s (the best fp32 sgemm, 1024^3, of %d rank(s) at once)",
+                 peak / 1e12, s->world);
+    log_info("model FLOPs per token: %.6g at %d tokens a row (bench/lora_flops.py's count); peak %s",
+             model_flops_per_token(&s->m.cfg, c->max_seq_len, n_trainable), c->max_seq_len, peak_text);
 }
 
 /* metrics.jsonl: fresh, or on resume the lines up to the checkpoint's
@@ -332,10 +363,12 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
                            : !strcmp(c->save_strategy, "epoch") ? (int)plan.steps_per_epoch
                                                                 : 0;
+    progress prog;
+    start_progress(&prog, &s, c, start_step, plan.total_steps);
     double t_start = monotonic_seconds(), t_log = t_start, tokens_since_log = 0.0;
     for (int step = start_step; step < plan.total_steps; step++) {
-        double n_targets, n_tokens;
-        double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens);
+        double n_targets, n_tokens, row_len;
+        double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens, &row_len);
         tokens_since_log += n_tokens;
         double grad_norm = fsdp_finish_grads(&s.f);
         optim_clip(&opt, s.be, s.f.grad_shards, grad_norm, c->max_grad_norm);
@@ -348,19 +381,26 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
                     grad_norm);
             goto out;
         }
-        if ((step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps) {
-            double t = monotonic_seconds();
-            double tps = tokens_since_log / (t - t_log > 1e-9 ? t - t_log : 1e-9);
-            double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
+        const int log_now = (step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps;
+        double t = monotonic_seconds();
+        double tps = tokens_since_log / (t - t_log > 1e-9 ? t - t_log : 1e-9);
+        double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
+        progress_step(&prog,
+                      &(progress_step_info){step + 1, ep, loss, lr, grad_norm, n_tokens, row_len, tps,
+                                            s.be->peak_total_bytes},
+                      log_now);
+        if (log_now) {
+            double mfu = progress_mfu(&prog, row_len, tps);
+            char mfu_text[32] = "null";
+            if (mfu >= 0)
+                snprintf(mfu_text, sizeof mfu_text, "%.6g", mfu);
             if (metrics) {
                 fprintf(metrics,
                         "{\"step\": %d, \"epoch\": %.6g, \"loss\": %.9g, \"learning_rate\": %.9g, "
-                        "\"grad_norm\": %.9g, \"tokens_per_second\": %.6g, \"mfu\": null, \"peak_bytes\": %zu}\n",
-                        step + 1, ep, loss, lr, grad_norm, tps, s.be->peak_total_bytes);
+                        "\"grad_norm\": %.9g, \"tokens_per_second\": %.6g, \"mfu\": %s, \"peak_bytes\": %zu}\n",
+                        step + 1, ep, loss, lr, grad_norm, tps, mfu_text, s.be->peak_total_bytes);
                 fflush(metrics);
             }
-            log_info("step %d/%d | epoch %.2f | loss %.4f | lr %.3e | grad_norm %.4f | %.0f tok/s | peak %.1f MiB",
-                     step + 1, plan.total_steps, ep, loss, lr, grad_norm, tps, s.be->peak_total_bytes / 1048576.0);
             t_log = t;
             tokens_since_log = 0.0;
         }
@@ -378,6 +418,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
             goto out;
     }
+    progress_end(&prog);
     log_info("trained %d steps in %.1f s", plan.total_steps, monotonic_seconds() - t_start);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
         goto out;

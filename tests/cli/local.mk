@@ -1,4 +1,4 @@
 # tests/cli: the command line itself: suggestions for unknown flags and
-# commands, --version, the man page.
-TESTS += tests/cli/cli_help.sh
-EXTRA_DIST += tests/cli/cli_help.sh
+# commands, --version, the man page; the progress line of train.
+TESTS += tests/cli/cli_help.sh tests/cli/progress_line.sh
+EXTRA_DIST += tests/cli/cli_help.sh tests/cli/progress_line.sh
