@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "report_to.h"
+
 typedef enum { F_INT, F_DOUBLE, F_BOOL, F_STRING } flag_type;
 
 typedef struct flag_def {
@@ -69,6 +71,8 @@ static const flag_def flags[] = {
     {"device", F_STRING, OFF(device), NULL, MODEL_CMDS, "cpu, cuda, or auto: cuda when built with it and a GPU answers (default: $SHARDTUNE_DEVICE, else auto); plan: the layout to count (auto: cuda when bf16 is asked for)"},
     {"bf16", F_BOOL, OFF(bf16), "False", MODEL_CMDS, "bf16 matrix products with fp32 accumulation on the GPU (as mixed_precision: bf16); the CPU computes in fp32"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
+    {"report_to", F_STRING, OFF(report_to), "none", TRAIN, "none, tensorboard or all: TensorBoard event files in --logging_dir, beside metrics.jsonl (wandb, mlflow, ...: noted, not reported)"},
+    {"logging_dir", F_STRING, OFF(logging_dir), NULL, TRAIN, "TensorBoard's directory (default OUTPUT_DIR/runs)"},
     {"gradient_checkpointing", F_BOOL, OFF(gradient_checkpointing), "False", TRAIN | CMD_DUMP, "recompute each layer in backward"},
     {"use_peft_lora", F_BOOL, OFF(use_peft_lora), "True", TRAIN, "train LoRA adapters (the only mode)"},
     {"lora_r", F_INT, OFF(lora_r), "64", TRAIN, "LoRA rank"},
@@ -113,7 +117,7 @@ static const char *const noted_flags[] = {
 };
 
 /* Accepted and ignored when they ask for what shardtune does anyway. */
-static const char *const harmless_flags[] = {"push_to_hub", "hub_private_repo", "report_to", "overwrite_output_dir",
+static const char *const harmless_flags[] = {"push_to_hub", "hub_private_repo", "overwrite_output_dir",
                                              "do_train", "remove_unused_columns"};
 
 static int parse_bool(const char *v, int *out)
@@ -238,6 +242,15 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
             return err_set(e, "--lora_dropout: %g is not in [0, 1)", c->lora_dropout);
         if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
             return err_set(e, "--adam_beta1/--adam_beta2: must be in [0, 1)");
+        int tensorboard;
+        char others[256];
+        if (report_to_parse(c->report_to, &tensorboard, others, sizeof others, e) != 0)
+            return -1;
+        if (*others && cmd == CMD_TRAIN)
+            log_info("note: --report_to %s: this build writes local logs only (metrics.jsonl; TensorBoard files with "
+                     "tensorboard): nothing goes to %s", c->report_to, others);
+        if (c->logging_dir && !*c->logging_dir)
+            return err_set(e, "--logging_dir: must not be empty");
         if (c->modules_to_save && c->adapter)
             return err_set(e, "--modules_to_save: not with --adapter, whose adapter_config.json lists its modules_to_save");
     }
