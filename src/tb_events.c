@@ -119,6 +119,18 @@ int tb_scalar(tb_writer *w, int64_t step, const char *tag, double value, errbuf 
     return write_event(w, &ev, e);
 }
 
+int tb_session_start(tb_writer *w, int64_t step, errbuf *e)
+{
+    ShardtuneTb__SessionLog log = SHARDTUNE_TB__SESSION_LOG__INIT;
+    log.status = SHARDTUNE_TB__SESSION_LOG__SESSION_STATUS__START;
+    ShardtuneTb__Event ev = SHARDTUNE_TB__EVENT__INIT;
+    ev.wall_time = wall_time();
+    ev.step = step;
+    ev.what_case = SHARDTUNE_TB__EVENT__WHAT_SESSION_LOG;
+    ev.session_log = &log;
+    return write_event(w, &ev, e);
+}
+
 int tb_close(tb_writer *w, errbuf *e)
 {
     if (!w)

@@ -19,6 +19,13 @@ typedef struct tb_writer tb_writer;
  * writes the "brain.Event:2" record.  NULL and e set on failure. */
 tb_writer *tb_open(const char *dir, errbuf *e);
 
+/* A SessionLog START at step: TensorBoard's reader then drops what it read
+ * (from this directory's earlier files) at steps >= step.  A run that
+ * starts at step 1, or resumes a checkpoint of step N at N + 1, thus shows
+ * what metrics.jsonl holds rather than the old run's later steps too.
+ * 0, or -1 with e set. */
+int tb_session_start(tb_writer *w, int64_t step, errbuf *e);
+
 /* One scalar (stored as float32, as TensorBoard stores simple_value) at a
  * step, flushed so that a running TensorBoard sees it.  0, or -1 with e set. */
 int tb_scalar(tb_writer *w, int64_t step, const char *tag, double value, errbuf *e);

@@ -61,7 +61,7 @@ int train_log_open(train_log *l, const run_config *c, int keep_until_step, errbu
         snprintf(dir, sizeof dir, "%s", c->logging_dir);
     else
         snprintf(dir, sizeof dir, "%s/runs", c->output_dir);
-    if (!(l->tb = tb_open(dir, e)))
+    if (!(l->tb = tb_open(dir, e)) || tb_session_start(l->tb, keep_until_step + 1, e) != 0)
         return -1;
     log_info("TensorBoard: %s", tb_path(l->tb));
     return 0;

@@ -18,8 +18,10 @@ typedef struct train_log {
 } train_log;
 
 /* metrics.jsonl: fresh, or on resume (keep_until_step > 0) the lines up to
- * the checkpoint's step kept; TensorBoard: a new file in --logging_dir
- * (TensorBoard reads the directory's files in turn).  0, or -1 with e set. */
+ * the checkpoint's step kept.  TensorBoard the same way: a new file in
+ * --logging_dir (TensorBoard reads the directory's files in turn) that
+ * starts with a SessionLog START at step keep_until_step + 1, so that
+ * TensorBoard drops an earlier run's later steps.  0, or -1 with e set. */
 int train_log_open(train_log *l, const run_config *c, int keep_until_step, errbuf *e);
 
 /* The logs of an optimizer step (transformers' train/ tags) and of an
