@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "report_to.h"
+
 /* F_GROUP: a heading of --help and the man page; the flags after it (to the
  * next heading) belong to it.  It takes no command, so parsing passes over it. */
 typedef enum { F_INT, F_DOUBLE, F_BOOL, F_STRING, F_GROUP } flag_type;
@@ -102,6 +104,8 @@ static const flag_def flags[] = {
     GROUP("Logging"),
     {"disable_tqdm", F_BOOL, OFF(disable_tqdm), "False", TRAIN, "no live progress line on a terminal (the --logging_steps lines only)"},
     {"logging_steps", F_INT, OFF(logging_steps), "500", TRAIN, "log every N optimizer steps"},
+    {"report_to", F_STRING, OFF(report_to), "none", TRAIN, "none, tensorboard or all: TensorBoard event files in --logging_dir, beside metrics.jsonl (wandb, mlflow, ...: noted, not reported)"},
+    {"logging_dir", F_STRING, OFF(logging_dir), NULL, TRAIN, "TensorBoard's directory (default OUTPUT_DIR/runs)"},
     GROUP("Generation"),
     {"prompt", F_STRING, OFF(prompt), NULL, CMD_GENERATE, "text to continue"},
     {"max_new_tokens", F_INT, OFF(max_new_tokens), "64", CMD_GENERATE, "tokens to generate at most"},
@@ -129,7 +133,7 @@ static const char *const noted_flags[] = {
 };
 
 /* Accepted and ignored when they ask for what shardtune does anyway. */
-static const char *const harmless_flags[] = {"push_to_hub", "hub_private_repo", "report_to", "overwrite_output_dir",
+static const char *const harmless_flags[] = {"push_to_hub", "hub_private_repo", "overwrite_output_dir",
                                              "do_train", "remove_unused_columns"};
 
 static int parse_bool(const char *v, int *out)
@@ -256,6 +260,15 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
             return err_set(e, "--lora_dropout: %g is not in [0, 1)", c->lora_dropout);
         if (c->adam_beta1 < 0 || c->adam_beta1 >= 1 || c->adam_beta2 < 0 || c->adam_beta2 >= 1)
             return err_set(e, "--adam_beta1/--adam_beta2: must be in [0, 1)");
+        int tensorboard;
+        char others[256];
+        if (report_to_parse(c->report_to, &tensorboard, others, sizeof others, e) != 0)
+            return -1;
+        if (*others && cmd == CMD_TRAIN)
+            log_info("note: --report_to %s: this build writes local logs only (metrics.jsonl; TensorBoard files with "
+                     "tensorboard): nothing goes to %s", c->report_to, others);
+        if (c->logging_dir && !*c->logging_dir)
+            return err_set(e, "--logging_dir: must not be empty");
         if (c->modules_to_save && c->adapter)
             return err_set(e, "--modules_to_save: not with --adapter, whose adapter_config.json lists its modules_to_save");
     }

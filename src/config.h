@@ -48,6 +48,8 @@ typedef struct run_config {
     char *device;               /* cpu | cuda | auto */
     int bf16;
     int logging_steps;
+    char *report_to;            /* none | tensorboard | all | a list with others (noted) */
+    char *logging_dir;          /* TensorBoard's; NULL: OUTPUT_DIR/runs */
     int gradient_checkpointing;
     /* LoRA */
     int use_peft_lora;

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dir_make.h"
 #include "hf_config.h"
 #include "safetensors.h"
 
@@ -538,28 +539,6 @@ static int json_write_atomic(json_t *root, const char *path, errbuf *e)
     }
     free(tmp);
     free(text);
-    return rc;
-}
-
-/* mkdir -p: creates every missing directory on the way. */
-static int dir_make(const char *dir, errbuf *e)
-{
-    char *p = xstrdup(dir);
-    size_t len = strlen(p);
-    int rc = 0;
-    for (size_t i = 1; i <= len && rc == 0; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char saved = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            rc = err_set(e, "%s: cannot create directory: %s", p, strerror(errno));
-        p[i] = saved;
-    }
-    free(p);
-    struct stat sb;
-    if (rc == 0 && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-        rc = err_set(e, "%s: output path exists and is not a directory", dir);
     return rc;
 }
 

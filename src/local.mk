@@ -8,3 +8,23 @@ noinst_HEADERS += src/log.h src/rng.h src/checksum.h src/dtype.h src/comm.h src/
 # bitsandbytes 4-bit checkpoints (*-bnb-4bit) read as the 4-bit layout
 libshardtune_a_SOURCES += src/weight4_bnb.c
 noinst_HEADERS += src/weight4_bnb.h
+# mkdir -p, shared by the commands that write directories
+libshardtune_a_SOURCES += src/dir_make.c
+noinst_HEADERS += src/dir_make.h
+# train's logs (metrics.jsonl; TensorBoard event files with --report_to
+# tensorboard): protoc-c compiles the Event message at build time, into the
+# build tree's src/.
+libshardtune_a_SOURCES += src/tb_events.c src/report_to.c src/train_log.c
+noinst_HEADERS += src/tb_events.h src/report_to.h src/train_log.h
+nodist_libshardtune_a_SOURCES = src/tb_event.pb-c.c src/tb_event.pb-c.h
+BUILT_SOURCES += src/tb_event.pb-c.h
+CLEANFILES += src/tb_event.pb-c.c src/tb_event.pb-c.h
+EXTRA_DIST += src/tb_event.proto
+AM_CPPFLAGS += -I$(top_builddir)/src
+# one rule makes both files; the header is ordered after the source so that
+# a parallel make runs protoc-c once
+src/tb_event.pb-c.c: $(srcdir)/src/tb_event.proto
+	$(MKDIR_P) src
+	$(PROTOC_C) --proto_path=$(srcdir)/src --c_out=src $(srcdir)/src/tb_event.proto
+src/tb_event.pb-c.h: src/tb_event.pb-c.c
+	@:

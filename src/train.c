@@ -26,6 +26,7 @@
 #include "rng.h"
 #include "run_data.h"
 #include "session.h"
+#include "train_log.h"
 
 static int longest_row(const dataset *d)
 {
@@ -205,44 +206,6 @@ static void start_progress(progress *p, session *s, const run_config *c, int sta
              model_flops_per_token(&s->m.cfg, c->max_seq_len, n_trainable), c->max_seq_len, peak_text);
 }
 
-/* metrics.jsonl: fresh, or on resume the lines up to the checkpoint's
- * step kept (a run killed after it logged steps that will be redone). */
-static FILE *open_metrics(const char *dir, int keep_until_step, errbuf *e)
-{
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    if (keep_until_step > 0) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *in = fopen(path, "r"), *out = fopen(tmp, "w");
-        if (!out) {
-            if (in)
-                fclose(in);
-            err_set(e, "%s: cannot write: %s", tmp, strerror(errno));
-            return NULL;
-        }
-        char *line = NULL;
-        size_t cap = 0;
-        while (in && getline(&line, &cap, in) != -1) {
-            json_t *row = json_loads(line, 0, NULL);
-            json_t *st = row ? json_object_get(row, "step") : NULL;
-            if (json_is_integer(st) && json_integer_value(st) <= keep_until_step)
-                fputs(line, out);
-            json_decref(row);
-        }
-        free(line);
-        if (in)
-            fclose(in);
-        if (fclose(out) != 0 || rename(tmp, path) != 0) {
-            err_set(e, "%s: cannot write: %s", path, strerror(errno));
-            return NULL;
-        }
-    }
-    FILE *f = fopen(path, keep_until_step > 0 ? "a" : "w");
-    if (!f)
-        err_set(e, "%s: cannot write: %s", path, strerror(errno));
-    return f;
-}
-
 /* The flags, as a JSON list, for the checkpoint's "config". */
 static char *flags_json(int argc, char **argv)
 {
@@ -314,7 +277,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     dataset data = {0}, eval_data = {0};
     sampler smp = {0};
     optimizer opt = {0};
-    FILE *metrics = NULL;
+    train_log log = {0};
     char *config_json = NULL;
     const int do_eval = strcmp(c->eval_strategy, "no") != 0;
     if (open_run(&s, &rd, &data, c, 1, argc, argv, e) != 0)
@@ -357,7 +320,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     int start_step = 0;
     if (c->resume_from_checkpoint && resume(&s, &opt, c, &plan, &start_step, e) != 0)
         goto out;
-    if (s.rank == 0 && !(metrics = open_metrics(c->output_dir, start_step, e)))
+    if (s.rank == 0 && train_log_open(&log, c, start_step, e) != 0)
         goto out;
     config_json = flags_json(argc, argv);
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
@@ -390,28 +353,17 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
                                             s.be->peak_total_bytes},
                       log_now);
         if (log_now) {
-            double mfu = progress_mfu(&prog, row_len, tps);
-            char mfu_text[32] = "null";
-            if (mfu >= 0)
-                snprintf(mfu_text, sizeof mfu_text, "%.6g", mfu);
-            if (metrics) {
-                fprintf(metrics,
-                        "{\"step\": %d, \"epoch\": %.6g, \"loss\": %.9g, \"learning_rate\": %.9g, "
-                        "\"grad_norm\": %.9g, \"tokens_per_second\": %.6g, \"mfu\": %s, \"peak_bytes\": %zu}\n",
-                        step + 1, ep, loss, lr, grad_norm, tps, mfu_text, s.be->peak_total_bytes);
-                fflush(metrics);
-            }
+            if (train_log_step(&log, step + 1, ep, loss, lr, grad_norm, tps, progress_mfu(&prog, row_len, tps),
+                               s.be->peak_total_bytes, e) != 0)
+                goto out;
             t_log = t;
             tokens_since_log = 0.0;
         }
         if (eval_every && ((step + 1) % eval_every == 0 || step + 1 == plan.total_steps)) {
             double n_eval, eval_loss = evaluate(&s, &eval_data, c->per_device_eval_batch_size, &n_eval);
             double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
-            if (metrics) {
-                fprintf(metrics, "{\"step\": %d, \"epoch\": %.6g, \"eval_loss\": %.9g, \"eval_tokens\": %.0f}\n",
-                        step + 1, ep, eval_loss, n_eval);
-                fflush(metrics);
-            }
+            if (train_log_eval(&log, step + 1, ep, eval_loss, n_eval, e) != 0)
+                goto out;
             log_info("step %d/%d | eval_loss %.4f (%.0f tokens)", step + 1, plan.total_steps, eval_loss, n_eval);
         }
         if (save_every && (step + 1) % save_every == 0 &&
@@ -431,8 +383,8 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         goto out;
     rc = 0;
 out:
-    if (metrics && fclose(metrics) != 0 && rc == 0)
-        rc = err_set(e, "%s/metrics.jsonl: write failed", c->output_dir);
+    if (train_log_close(&log, rc == 0 ? e : NULL) != 0)
+        rc = -1;
     if (opt.n_ranges)
         optim_free(&opt, s.be);
     sampler_free(&smp);

@@ -10,3 +10,10 @@ EXTRA_DIST += tests/lib.sh
 check_PROGRAMS += tests/model_dump
 tests_model_dump_SOURCES = tests/model_dump.c
 tests_model_dump_LDADD = $(LDADD_COMMON)
+
+# TensorBoard event files: CRC32C vectors, records read back (cmocka)
+check_PROGRAMS += tests/test_tb_events
+tests_test_tb_events_SOURCES = tests/test_tb_events.c
+tests_test_tb_events_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_test_tb_events_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
+TESTS += tests/test_tb_events

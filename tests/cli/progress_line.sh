@@ -89,9 +89,9 @@ metrics = [json.loads(l) for l in open(f"{d}/batch/metrics.jsonl") if '"loss"' i
 for line, mt in zip([l for l in log.splitlines() if LINE.search(l)], metrics):
     p = LINE.search(line)
     tflops = want * mt["tokens_per_second"] / 1e12
-    if abs(float(p.group(9)) - tflops) > 2e-3 * tflops:
+    if abs(float(p.group(9)) - tflops) > 6e-3 * tflops:  # printed with 3 digits
         fail(f"step {p.group(1)}: {p.group(9)} TFLOP/s, expected {tflops:.4g}")
-    if abs(mt["mfu"] - tflops / peak) > 2e-3 * tflops / peak:  # the printed peak has 3 digits
+    if abs(mt["mfu"] - tflops / peak) > 6e-3 * tflops / peak:  # the printed peak has 3 digits
         fail(f"step {p.group(1)}: mfu {mt['mfu']}, expected {tflops / peak:.4g}")
 print("TFLOP/s and mfu follow from the count, tok/s and the peak at every log line")
 PY

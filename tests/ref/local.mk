@@ -37,3 +37,5 @@ EXTRA_DIST += tests/ref/qlora_shard_load.sh
 TESTS += tests/ref/qlora_prequantized.sh
 EXTRA_DIST += tests/ref/qlora_prequantized.sh tests/ref/qlora_prequantized.py
 EXTRA_DIST += tests/ref/qlora_lib.sh
+TESTS += tests/ref/tensorboard_matches_metrics.sh
+EXTRA_DIST += tests/ref/tensorboard_matches_metrics.sh tests/ref/tensorboard_check.py

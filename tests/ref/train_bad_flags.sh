@@ -4,7 +4,8 @@
 # and a non-boolean for --gradient_checkpointing exit 2 with a
 # "shardtune: error:" line naming the flag; a model directory that does not
 # exist exits nonzero (not by a signal) naming the path; --device tpu is
-# refused, and --device cuda where no GPU answers (or no CUDA plugin was
+# refused, as is a --report_to that names no logging integration or none
+# beside another; --device cuda where no GPU answers (or no CUDA plugin was
 # built) fails with one line; none of them leaves an adapter behind.
 # No Python: the valid parts of the command line use tests/ref/tiny_model.sh.
 . "$top_srcdir/tests/lib.sh"
@@ -58,6 +59,11 @@ expect 2 "shardtune: error:" "--gradient_checkpointing"
 
 train_valid_but dev --device tpu
 expect 2 "shardtune: error:" "--device" "tpu"
+
+train_valid_but rep --report_to tensorboard,neptun
+expect 2 "shardtune: error:" "--report_to" "neptun"
+train_valid_but rep_none --report_to none,tensorboard
+expect 2 "shardtune: error:" "--report_to" "none goes alone"
 
 if [ ! -e /dev/nvidiactl ] && [ ! -e /dev/nvidia0 ]; then
     train_valid_but cuda --device cuda
