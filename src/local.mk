@@ -8,3 +8,14 @@ noinst_HEADERS += src/log.h src/rng.h src/checksum.h src/dtype.h src/comm.h src/
 # bitsandbytes 4-bit checkpoints (*-bnb-4bit) read as the 4-bit layout
 libshardtune_a_SOURCES += src/weight4_bnb.c
 noinst_HEADERS += src/weight4_bnb.h
+# Loss plots: the data side always, the drawing with cairo when configure
+# found it (else plot_none.c refuses every plot with one line).
+libshardtune_a_SOURCES += src/plot_data.c src/plot_cmd.c src/plot_train.c
+noinst_HEADERS += src/plot_data.h src/plot_draw.h src/plot_cmd.h src/plot_train.h
+if HAVE_CAIRO
+libshardtune_a_SOURCES += src/plot_draw.c
+AM_CPPFLAGS += $(CAIRO_CFLAGS)
+LDADD_COMMON += $(CAIRO_LIBS)
+else
+libshardtune_a_SOURCES += src/plot_none.c
+endif

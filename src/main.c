@@ -10,6 +10,7 @@
 #include "generate.h"
 #include "merge.h"
 #include "plan.h"
+#include "plot_cmd.h"
 #include "tokenizer.h"
 #include "chat_template_cmd.h"
 #include "train.h"
@@ -29,6 +30,7 @@ static void usage(FILE *out)
             "  export    CHECKPOINT --out DIR: the PEFT adapter of an HDF5 checkpoint\n"
             "  merge     --model_name_or_path BASE --adapter DIR --out DIR [--max_shard_size 5GB]\n"
             "  plan      expected memory per rank and traffic per step, from config.json alone\n"
+            "  plot      RUN_DIR... [--out FILE.png|FILE.svg]: loss and learning rate against step\n"
             "  help      this text; `shardtune <command> --help` lists a command's flags\n");
 }
 
@@ -115,6 +117,8 @@ int main(int argc, char **argv)
         rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "chat-template")) {
         rc = rank == 0 ? chat_template_main(argc - 2, argv + 2) : 0;
+    } else if (!strcmp(cmd, "plot")) {
+        rc = rank == 0 ? plot_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "generate")) {
         rc = cmd_run(cmd, CMD_GENERATE, generate_run, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "export")) {

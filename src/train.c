@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "optim.h"
 #include "peft_adapter.h"
+#include "plot_train.h"
 #include "rng.h"
 #include "run_data.h"
 #include "session.h"
@@ -326,7 +327,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     int start_step = 0;
     if (c->resume_from_checkpoint && resume(&s, &opt, c, &plan, &start_step, e) != 0)
         goto out;
-    if (s.rank == 0 && !(metrics = open_metrics(c->output_dir, start_step, e)))
+    if (s.rank == 0 && (!(metrics = open_metrics(c->output_dir, start_step, e)) || plot_train_args(c, s.world, e) != 0))
         goto out;
     config_json = flags_json(argc, argv);
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
@@ -374,9 +375,12 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             }
             log_info("step %d/%d | eval_loss %.4f (%.0f tokens)", step + 1, plan.total_steps, eval_loss, n_eval);
         }
-        if (save_every && (step + 1) % save_every == 0 &&
-            save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
-            goto out;
+        if (save_every && (step + 1) % save_every == 0) {
+            if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
+                goto out;
+            if (s.rank == 0)
+                plot_train_draw(c->output_dir, 0);
+        }
     }
     log_info("trained %d steps in %.1f s", plan.total_steps, monotonic_seconds() - t_start);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
@@ -388,6 +392,8 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     snprintf(summary, sizeof summary, "%s/summary.json", c->output_dir);
     if (session_report(&s, summary, e) != 0)
         goto out;
+    if (s.rank == 0)
+        plot_train_draw(c->output_dir, 1);
     rc = 0;
 out:
     if (metrics && fclose(metrics) != 0 && rc == 0)
