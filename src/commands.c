@@ -23,6 +23,7 @@ const command_doc shardtune_commands[] = {
     {"merge", "--model_name_or_path BASE --adapter DIR --out DIR [flags]",
      "the base model with the adapter merged in, as safetensors (in parallel over the ranks)", CMD_MERGE},
     {"plan", "[flags]", "expected memory per rank and traffic per step, from config.json alone", CMD_PLAN},
+    {"plot", "RUN_DIR... [--out FILE.png|FILE.svg]", "loss and learning rate against step (loss.png, loss.svg)", 0},
     {"export", "CHECKPOINT --out DIR", "the PEFT adapter of an HDF5 checkpoint", 0},
     {"convert", "llama2c --checkpoint FILE --tokenizer FILE --out DIR",
      "a llama2.c checkpoint and tokenizer as a Hugging Face model directory", 0},

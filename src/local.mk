@@ -28,3 +28,14 @@ src/tb_event.pb-c.c: $(srcdir)/src/tb_event.proto
 	$(PROTOC_C) --proto_path=$(srcdir)/src --c_out=src $(srcdir)/src/tb_event.proto
 src/tb_event.pb-c.h: src/tb_event.pb-c.c
 	@:
+# Loss plots: the data side always, the drawing with cairo when configure
+# found it (else plot_none.c refuses every plot with one line).
+libshardtune_a_SOURCES += src/plot_data.c src/plot_cmd.c src/plot_train.c
+noinst_HEADERS += src/plot_data.h src/plot_draw.h src/plot_cmd.h src/plot_train.h
+if HAVE_CAIRO
+libshardtune_a_SOURCES += src/plot_draw.c
+AM_CPPFLAGS += $(CAIRO_CFLAGS)
+LDADD_COMMON += $(CAIRO_LIBS)
+else
+libshardtune_a_SOURCES += src/plot_none.c
+endif

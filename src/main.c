@@ -11,6 +11,7 @@
 #include "generate.h"
 #include "merge.h"
 #include "plan.h"
+#include "plot_cmd.h"
 #include "tokenizer.h"
 #include "chat_template_cmd.h"
 #include "suggest.h"
@@ -108,6 +109,8 @@ int main(int argc, char **argv)
         rc = rank == 0 ? tokenize_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "chat-template")) {
         rc = rank == 0 ? chat_template_main(argc - 2, argv + 2) : 0;
+    } else if (!strcmp(cmd, "plot")) {
+        rc = rank == 0 ? plot_main(argc - 2, argv + 2) : 0;
     } else if (!strcmp(cmd, "generate")) {
         rc = cmd_run(cmd, CMD_GENERATE, generate_run, argc - 2, argv + 2);
     } else if (!strcmp(cmd, "export")) {

@@ -22,6 +22,7 @@
 #include "flops.h"
 #include "optim.h"
 #include "peft_adapter.h"
+#include "plot_train.h"
 #include "progress.h"
 #include "rng.h"
 #include "run_data.h"
@@ -320,7 +321,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     int start_step = 0;
     if (c->resume_from_checkpoint && resume(&s, &opt, c, &plan, &start_step, e) != 0)
         goto out;
-    if (s.rank == 0 && train_log_open(&log, c, start_step, e) != 0)
+    if (s.rank == 0 && (train_log_open(&log, c, start_step, e) != 0 || plot_train_args(c, s.world, e) != 0))
         goto out;
     config_json = flags_json(argc, argv);
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
@@ -366,9 +367,12 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
                 goto out;
             log_info("step %d/%d | eval_loss %.4f (%.0f tokens)", step + 1, plan.total_steps, eval_loss, n_eval);
         }
-        if (save_every && (step + 1) % save_every == 0 &&
-            save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
-            goto out;
+        if (save_every && (step + 1) % save_every == 0) {
+            if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
+                goto out;
+            if (s.rank == 0)
+                plot_train_draw(c->output_dir, 0);
+        }
     }
     progress_end(&prog);
     log_info("trained %d steps in %.1f s", plan.total_steps, monotonic_seconds() - t_start);
@@ -381,6 +385,8 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     snprintf(summary, sizeof summary, "%s/summary.json", c->output_dir);
     if (session_report(&s, summary, e) != 0)
         goto out;
+    if (s.rank == 0)
+        plot_train_draw(c->output_dir, 1);
     rc = 0;
 out:
     if (train_log_close(&log, rc == 0 ? e : NULL) != 0)
