@@ -2,6 +2,7 @@
 #include "progress.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "flops.h"
@@ -17,6 +18,7 @@ void progress_begin(progress *p, int live, int first_step, int total_steps, cons
     p->cfg = cfg;
     p->n_trainable = n_trainable;
     p->peak_flops = peak_flops;
+    p->last[0] = 0;
 }
 
 void progress_hms(double seconds, char *out, size_t cap)
@@ -60,8 +62,8 @@ void progress_step(progress *p, const progress_step_info *s, int log_line)
         log_info("%s", line);
     }
     if (p->live) { /* this step's own rate */
-        format_line(p, s, dt > 0 ? s->tokens / dt : 0.0, line, sizeof line);
-        log_live("%s", line);
+        format_line(p, s, dt > 0 ? s->tokens / dt : 0.0, p->last, sizeof p->last);
+        log_live("%s", p->last);
     }
 }
 
@@ -74,6 +76,21 @@ double progress_mfu(const progress *p, double row_len, double tokens_per_second)
 
 void progress_end(progress *p)
 {
-    if (p->live)
-        log_live_end();
+    if (!p->live)
+        return;
+    if (p->last[0]) /* over an evaluation's or a save's line */
+        log_live("%s", p->last);
+    log_live_end();
+}
+
+void progress_live(const progress *p, const char *fmt, ...)
+{
+    if (!p || !p->live)
+        return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_live("%s", line);
 }

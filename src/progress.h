@@ -11,7 +11,8 @@
  *
  * (one line; MFU is "MFU -" where the peak is unknown).  The ETA is the
  * mean time per step of this process's steps so far times the steps left.
- * Evaluation and saves print their own lines (train.c). */
+ * Evaluation and saves show their own live line while they run
+ * (progress_live) and print their result lines (train.c). */
 #ifndef SHARDTUNE_PROGRESS_H
 #define SHARDTUNE_PROGRESS_H
 
@@ -26,6 +27,7 @@ typedef struct progress {
     const llama_config *cfg;
     double n_trainable;
     double peak_flops;        /* all ranks, FLOP/s; 0: unknown */
+    char last[512];           /* the last step's live line: the final state on screen */
 } progress;
 
 /* What one step reports. */
@@ -44,6 +46,9 @@ void progress_begin(progress *p, int live, int first_step, int total_steps, cons
 /* Every step; log_line: this step is a --logging_steps one. */
 void progress_step(progress *p, const progress_step_info *s, int log_line);
 void progress_end(progress *p);
+/* A live line of evaluation or a save in progress (nothing without a
+ * live terminal, or with p NULL); the next step's line replaces it. */
+void progress_live(const progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Model FLOPs utilization (0..1) at this rate and mean row length; -1 when
  * the peak is unknown. */
 double progress_mfu(const progress *p, double row_len, double tokens_per_second);

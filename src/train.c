@@ -144,7 +144,7 @@ static double run_step(session *s, const run_config *c, const dataset *data, sam
 
 /* Mean token loss over a dataset: batch k on rank k % N, every rank making
  * the same number of passes (an empty one when it has no batch left). */
-static double evaluate(session *s, const dataset *data, int B, double *n_targets)
+static double evaluate(session *s, const dataset *data, int B, double *n_targets, const progress *prog)
 {
     double sums[2] = {0.0, 0.0}; /* loss, targets */
     size_t *rows = xmalloc((size_t)B * sizeof *rows);
@@ -152,6 +152,8 @@ static double evaluate(session *s, const dataset *data, int B, double *n_targets
     const int was_training = s->m.training;
     s->m.training = 0;
     for (size_t k0 = 0; k0 < n_batches; k0 += (size_t)s->world) {
+        progress_live(prog, "evaluating: batch %zu/%zu", k0 + (size_t)s->world < n_batches ? k0 + (size_t)s->world
+                                                                                           : n_batches, n_batches);
         size_t k = k0 + (size_t)s->rank;
         if (k >= n_batches) {
             session_run_batch(s, NULL, 0.0f, 0, NULL);
@@ -361,13 +363,14 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             tokens_since_log = 0.0;
         }
         if (eval_every && ((step + 1) % eval_every == 0 || step + 1 == plan.total_steps)) {
-            double n_eval, eval_loss = evaluate(&s, &eval_data, c->per_device_eval_batch_size, &n_eval);
+            double n_eval, eval_loss = evaluate(&s, &eval_data, c->per_device_eval_batch_size, &n_eval, &prog);
             double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
             if (train_log_eval(&log, step + 1, ep, eval_loss, n_eval, e) != 0)
                 goto out;
             log_info("step %d/%d | eval_loss %.4f (%.0f tokens)", step + 1, plan.total_steps, eval_loss, n_eval);
         }
         if (save_every && (step + 1) % save_every == 0) {
+            progress_live(&prog, "saving checkpoint-%d.h5 ...", step + 1);
             if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
                 goto out;
             if (s.rank == 0)
@@ -415,7 +418,7 @@ int eval_run(const run_config *c, int argc, char **argv, errbuf *e)
         goto out;
     model_prepare(&s.m, c->per_device_eval_batch_size, longest_row(&data), 0);
     double n_targets;
-    double loss = evaluate(&s, &data, c->per_device_eval_batch_size, &n_targets);
+    double loss = evaluate(&s, &data, c->per_device_eval_batch_size, &n_targets, NULL);
     if (n_targets <= 0) {
         err_set(e, "%s: no tokens to evaluate (every row shorter than 2 tokens or fully ignored)", c->dataset_name);
         goto out;

@@ -3,7 +3,8 @@
 #  - under a pseudo-terminal (script -qfc): one line redrawn in place ("\r"
 #    and erase-line) at every step, reaching 100 %, with an ETA that is a sane
 #    positive time while steps remain and 0:00:00 at the end; the log lines
-#    are printed above it;
+#    are printed above it; evaluations and saves show their own live line,
+#    and the last step's line is what stays on screen;
 #  - in a batch log (no terminal) and with --disable_tqdm on a terminal: no
 #    redrawing, and every --logging_steps line parses as the documented
 #    format (src/progress.h);
@@ -22,13 +23,18 @@ for line in open(sys.argv[1]):
     for m in json.loads(line)["messages"]:
         print(json.dumps({"text": m["content"]}))' "$top_srcdir/tests/data/ultrachat_200k_sample16.jsonl" \
     >"$SCRATCH/text.jsonl"
+mkdir -p "$SCRATCH/split"
+cp "$SCRATCH/text.jsonl" "$SCRATCH/split/train.jsonl"
+head -n 8 "$SCRATCH/text.jsonl" >"$SCRATCH/split/test.jsonl"
 SEQ=128
 run="$SHARDTUNE train --model_name_or_path $SCRATCH/model --dataset_name $SCRATCH/text.jsonl --max_seq_len $SEQ \
     --packing True --per_device_train_batch_size 4 --gradient_accumulation_steps 8 --max_steps 16 --logging_steps 4 --lora_r 8 \
     --lora_target_modules all-linear --learning_rate 1e-3"
 
-# on a terminal
-script -qfec "$run --output_dir $SCRATCH/tty" /dev/null >"$SCRATCH/tty.log" 2>&1 ||
+# on a terminal (with evaluations and saves, which show their own live line)
+script -qfec "$run --output_dir $SCRATCH/tty --dataset_name $SCRATCH/split --eval_strategy steps --eval_steps 8 \
+    --save_steps 8" \
+    /dev/null >"$SCRATCH/tty.log" 2>&1 ||
     { cat "$SCRATCH/tty.log" >&2; fail "train under a pseudo-terminal"; }
 # batch log, and --disable_tqdm on a terminal
 $run --output_dir "$SCRATCH/batch" >"$SCRATCH/batch.log" 2>&1 || { cat "$SCRATCH/batch.log" >&2; fail "train"; }
@@ -64,6 +70,13 @@ for m in live:
     if step <= 4 and not 0 < eta <= 20 * total + 5:
         fail(f"step {step}: ETA {eta} s is not a sane positive time (the run took about {total} s)")
 print(f"live line: {len(live)} redraws, steps 1..16, 100 % at the end, ETAs {[hms(m, 15) for m in live][:6]}...")
+for want in ("evaluating: batch 1/", "saving checkpoint-8.h5 ...", "saving checkpoint-16.h5 ..."):
+    if not any(x.startswith(want) for x in redraws):
+        fail(f"no live line \"{want}\"")
+final = redraws[-1].split("\n")[0].rstrip("\r")
+if not (LINE.search(final) and "(100%)" in final):
+    fail(f"the line left on screen is not the last step's: {final!r}")
+print("evaluation and saves show their own live lines; the last step's line stays")
 
 for name in ("batch", "quiet"):
     log = open(f"{d}/{name}.log", encoding="utf-8", newline="").read()
