@@ -10,7 +10,9 @@ build=${SHARDTUNE_BUILD:-$top/_build}
 runs=${1:-600s}
 work=$(mktemp -d "${TMPDIR:-/tmp}/shardtune-fuzz.XXXXXX")
 echo "bench/fuzz.sh: commit $(git -C "$top" rev-parse --short HEAD), $(date -u +%Y-%m-%d), $runs per target"
-"$top/tests/fuzz/jinja_seeds.sh" "$work/jinja-seeds"
-"$top/tests/fuzz/fuzz_run.sh" "$build/tests/fuzz/fuzz_jinja" "$work/jinja/corpus" "$work/jinja-seeds" "$runs" \
-    "$top/tests/fuzz/jinja.dict"
+for name in jinja tokenizer rows; do
+    "$top/tests/fuzz/${name}_seeds.sh" "$work/$name-seeds"
+    "$top/tests/fuzz/fuzz_run.sh" "$build/tests/fuzz/fuzz_$name" "$work/$name/corpus" "$work/$name-seeds" "$runs" \
+        "$top/tests/fuzz/$name.dict"
+done
 rm -rf "$work"

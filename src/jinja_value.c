@@ -61,25 +61,12 @@ void ja_free_all(jarena *a)
 
 void ja_fail(jarena *a, int line, const char *fmt, ...)
 {
-    char raw[600], msg[900];
+    char msg[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* one line whatever the template quoted into it: control characters
-     * written as Python writes them in a repr */
-    size_t k = 0;
-    for (const unsigned char *p = (const unsigned char *)raw; *p && k + 5 < sizeof msg; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\t') {
-            msg[k++] = '\\';
-            msg[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
-        } else if (*p < 0x20 || *p == 0x7f) {
-            k += (size_t)snprintf(msg + k, sizeof msg - k, "\\x%02x", *p);
-        } else {
-            msg[k++] = (char)*p;
-        }
-    }
-    msg[k] = 0;
+    /* err_set keeps it one line whatever the template quoted into it */
     if (line > 0)
         err_set(a->e, "chat template line %d: %s", line, msg);
     else

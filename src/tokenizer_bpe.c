@@ -418,7 +418,9 @@ static void encode_chunk(const bpe_model *m, bpe_scratch *s, const char *w, size
             if (lens)
                 idvec_push(lens, (int32_t)s->sym[i].len);
         }
-    if (cached)
+    /* a word that gave no ids is not cached: out->v may still be NULL, and
+     * NULL + 0 is undefined behaviour (UBSan, tests/fuzz/fuzz_tokenizer) */
+    if (cached && out->n > first)
         cache_put(mm, w, n, out->v + first, out->n - first);
 }
 

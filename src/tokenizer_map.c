@@ -21,6 +21,10 @@ void idvec_push(idvec *a, int32_t id)
 
 void idvec_append(idvec *a, const int32_t *ids, size_t n_ids)
 {
+    /* an empty list's ids may be NULL, and memcpy from NULL is undefined
+     * even for 0 bytes (UBSan, tests/fuzz/fuzz_tokenizer) */
+    if (n_ids == 0)
+        return;
     if (a->n + n_ids > a->cap) {
         size_t cap = a->cap ? a->cap : 64;
         while (cap < a->n + n_ids)
@@ -165,7 +169,9 @@ int32_t strmap_put(strmap *m, const char *key, size_t len, int32_t val)
             return old;
         }
     }
-    if (m->pool_len + len > m->pool_cap || m->pool_len + len > UINT32_MAX) {
+    /* an empty first key (a vocabulary may hold "") still allocates the
+     * pool: pool + 0 on a NULL pool is undefined (UBSan, tests/fuzz) */
+    if (!m->pool || m->pool_len + len > m->pool_cap || m->pool_len + len > UINT32_MAX) {
         size_t cap = m->pool_cap ? 2 * m->pool_cap : 4096;
         while (cap < m->pool_len + len)
             cap *= 2;

@@ -8,6 +8,18 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=u
 FUZZ_JINJA_SRC = $(srcdir)/tests/fuzz/fuzz_jinja.c $(srcdir)/src/jinja_lex.c $(srcdir)/src/jinja_parse.c \
 	$(srcdir)/src/jinja_value.c $(srcdir)/src/jinja_builtins.c $(srcdir)/src/jinja_eval.c $(srcdir)/src/log.c \
 	$(srcdir)/src/tokenizer_utf8.c
+FUZZ_TOKENIZER_SRC = $(srcdir)/src/tokenizer.c $(srcdir)/src/tokenizer_added.c $(srcdir)/src/tokenizer_bpe.c \
+	$(srcdir)/src/tokenizer_config.c $(srcdir)/src/tokenizer_decode.c $(srcdir)/src/tokenizer_json.c \
+	$(srcdir)/src/tokenizer_map.c $(srcdir)/src/tokenizer_offsets.c $(srcdir)/src/tokenizer_pretok.c \
+	$(srcdir)/src/tokenizer_save.c $(srcdir)/src/tokenizer_slow.c $(srcdir)/src/tokenizer_utf8.c \
+	$(srcdir)/src/file_read.c $(srcdir)/src/log.c
+FUZZ_ROWS_SRC = $(srcdir)/tests/fuzz/fuzz_rows.c $(srcdir)/tests/fuzz/fuzz_file.c $(srcdir)/src/data_load.c \
+	$(srcdir)/src/data_rows.c $(srcdir)/src/data.c $(srcdir)/src/data_pack.c $(srcdir)/src/rng.c $(srcdir)/src/chat.c \
+	$(srcdir)/src/chat_model.c $(srcdir)/src/jinja_lex.c $(srcdir)/src/jinja_parse.c $(srcdir)/src/jinja_value.c \
+	$(srcdir)/src/jinja_builtins.c $(srcdir)/src/jinja_eval.c $(FUZZ_TOKENIZER_SRC)
+EXTRA_DIST += tests/fuzz/fuzz_file.c tests/fuzz/fuzz_file.h \
+	tests/fuzz/fuzz_tokenizer.c tests/fuzz/tokenizer_fuzz.sh tests/fuzz/tokenizer_seeds.sh tests/fuzz/tokenizer.dict \
+	tests/fuzz/fuzz_rows.c tests/fuzz/rows_fuzz.sh tests/fuzz/rows_seeds.sh tests/fuzz/rows.dict
 EXTRA_DIST += tests/fuzz/fuzz_jinja.c tests/fuzz/fuzz_run.sh tests/fuzz/jinja_fuzz.sh tests/fuzz/jinja_seeds.sh tests/fuzz/jinja.dict \
 	tests/fuzz/README bench/fuzz.sh
 
@@ -19,4 +31,32 @@ CLEANFILES += tests/fuzz/fuzz_jinja
 tests/fuzz/fuzz_jinja: $(FUZZ_JINJA_SRC) $(srcdir)/src/jinja.h $(srcdir)/src/jinja_internal.h $(srcdir)/src/utf8.h
 	$(MKDIR_P) tests/fuzz
 	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_JINJA_SRC) $(JANSSON_LIBS) -lm -o $@
+endif
+
+# Tokenizer files (src/tokenizer*.c): tokenizer.json [+ tokenizer_config.json]
+# or vocab.json + merges.txt, seeded with tests/tokenizer's and hand-made ones.
+TESTS += tests/fuzz/tokenizer_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_tokenizer
+CLEANFILES += tests/fuzz/fuzz_tokenizer
+tests/fuzz/fuzz_tokenizer: $(srcdir)/tests/fuzz/fuzz_tokenizer.c $(srcdir)/tests/fuzz/fuzz_file.c $(FUZZ_TOKENIZER_SRC) \
+		$(srcdir)/tests/fuzz/fuzz_file.h $(srcdir)/src/tokenizer.h $(srcdir)/src/tokenizer_internal.h
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(srcdir)/tests/fuzz/fuzz_tokenizer.c $(srcdir)/tests/fuzz/fuzz_file.c \
+		$(FUZZ_TOKENIZER_SRC) $(JANSSON_LIBS) $(PCRE2_LIBS) -lm -o $@
+endif
+
+# Dataset rows (src/data_load.c, src/data_rows.c) under each option of a run,
+# tokenized by GPT-2's slow files; seeded with tests/data's and
+# tests/chat_template's rows and hand-made bad ones.
+TESTS += tests/fuzz/rows_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_rows
+CLEANFILES += tests/fuzz/fuzz_rows
+tests/fuzz/fuzz_rows: $(FUZZ_ROWS_SRC) $(srcdir)/tests/fuzz/fuzz_file.h $(srcdir)/src/data.h \
+		$(srcdir)/src/data_internal.h $(srcdir)/src/chat.h $(srcdir)/src/chat_model.h $(srcdir)/src/jinja.h \
+		$(srcdir)/src/tokenizer.h $(srcdir)/src/tokenizer_internal.h
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) -DFUZZ_GPT2_DIR='"$(abs_top_srcdir)/tests/tokenizer/data/gpt2"' \
+		$(FUZZ_ROWS_SRC) $(JANSSON_LIBS) $(PCRE2_LIBS) -lm -o $@
 endif
