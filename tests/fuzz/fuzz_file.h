@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writes data[0..n) to NAME in the process's private temporary directory
+/* Writes data[0..n) to NAME (a string constant: it is kept to remove the
+ * file at exit) in the process's private temporary directory
  * (made once, in /dev/shm when there is one: no disk I/O per input) and
  * returns its path, valid until the next call.  A NAME written by an
  * earlier input is overwritten, so a target that writes a file only for
