@@ -14,13 +14,37 @@ static void live_clear(void);
 void log_set_rank(int rank, int size) { g_rank = rank; g_size = size; }
 int log_rank(void) { return g_rank; }
 
+/* An error is one line (die prints it as "shardtune: error: ..."), but
+ * messages quote what a file said -- a tensor name, a JSON string, jansson's
+ * "near '...'" -- which may hold a newline or other control characters:
+ * those are written escaped, as Python's repr writes them. */
+static void one_line(char *dst, size_t n_dst, const char *src)
+{
+    size_t k = 0;
+    for (const unsigned char *c = (const unsigned char *)src; *c; c++) {
+        char esc[5] = {(char)*c, 0};
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            snprintf(esc, sizeof esc, "\\%c", *c == '\n' ? 'n' : *c == '\r' ? 'r' : 't');
+        else if (*c < 0x20 || *c == 0x7f)
+            snprintf(esc, sizeof esc, "\\x%02x", *c);
+        size_t n = strlen(esc);
+        if (k + n >= n_dst)
+            break;
+        memcpy(dst + k, esc, n);
+        k += n;
+    }
+    dst[k] = 0;
+}
+
 int err_set(errbuf *e, const char *fmt, ...)
 {
     if (e) {
+        char raw[sizeof e->msg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        one_line(e->msg, sizeof e->msg, raw);
     }
     return -1;
 }
