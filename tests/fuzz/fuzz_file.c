@@ -1,0 +1,64 @@
+/* fuzz_file.c: the input as a file in a private directory, and the check of
+ * a refusal (see fuzz_file.h). */
+#include "fuzz_file.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[512];
+
+/* Removes the files the target wrote (flat: fuzz_write takes plain names)
+ * and the directory, so that a long run leaves nothing behind. */
+static void remove_dir(void)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        char path[1024];
+        for (struct dirent *de; (de = readdir(d));) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            (void)unlink(path);
+        }
+        closedir(d);
+    }
+    (void)rmdir(dir);
+}
+
+const char *fuzz_dir(void)
+{
+    if (dir[0])
+        return dir;
+    /* /dev/shm: memory, not disk, for millions of small writes */
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/shardtune-fuzz.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("fuzz_file: mkdtemp");
+        abort();
+    }
+    atexit(remove_dir);
+    return dir;
+}
+
+const char *fuzz_write(const char *name, const void *data, size_t size)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", fuzz_dir(), name);
+    FILE *f = fopen(path, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
+        perror(path);
+        abort();
+    }
+    return path;
+}
+
+void fuzz_check_error(const char *target, const char *what, const errbuf *e)
+{
+    if (!e->msg[0] || strchr(e->msg, '\n')) {
+        fprintf(stderr, "%s: %s error is not one non-empty line: \"%s\"\n", target, what, e->msg);
+        abort();
+    }
+}
