@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <float.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,11 @@ static int get_pos_float(json_t *obj, const char *file, const char *prefix, cons
         *out = def;
         return 0;
     }
-    if (!json_is_number(v) || !(json_number_value(v) > 0))
-        return err_set(e, "%s: \"%s%s\" must be a positive number", file, prefix, key);
+    /* the model computes in fp32: a value beyond FLT_MAX would become inf
+     * (found by tests/fuzz/fuzz_hf_config) */
+    if (!json_is_number(v) || !(json_number_value(v) > 0) || !(json_number_value(v) <= FLT_MAX))
+        return err_set(e, "%s: \"%s%s\" must be a positive number (at most %g, the fp32 range)", file, prefix, key,
+                       (double)FLT_MAX);
     *out = (float)json_number_value(v);
     return 0;
 }

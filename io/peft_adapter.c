@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,9 @@ static int read_patterns(json_t *v, const char *key, int is_rank, const char *pa
     const char *k;
     json_t *val;
     json_object_foreach(v, k, val) {
-        if (is_rank ? !json_is_integer(val) || json_integer_value(val) <= 0 : !json_is_number(val)) {
+        /* a rank becomes an int (lora_resolve): bounded like r */
+        if (is_rank ? !json_is_integer(val) || json_integer_value(val) <= 0 || json_integer_value(val) > INT_MAX
+                    : !json_is_number(val)) {
             char *text = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
             err_set(e, "%s: %s: '%s' gives %s=%s; it must be %s", path, key, k, is_rank ? "r" : "lora_alpha",
                     text ? text : "?", is_rank ? "a positive integer" : "a number");
@@ -178,8 +181,9 @@ int peft_adapter_read_config(const char *dir, lora_config *lc, errbuf *e)
         goto out;
     }
     json_t *r = json_object_get(root, "r"), *alpha = json_object_get(root, "lora_alpha");
-    if (!json_is_integer(r) || json_integer_value(r) <= 0) {
-        err_set(e, "%s: r must be a positive integer", path);
+    /* r is kept as an int: a larger value would wrap to another rank */
+    if (!json_is_integer(r) || json_integer_value(r) <= 0 || json_integer_value(r) > INT_MAX) {
+        err_set(e, "%s: r must be a positive integer (at most %d)", path, INT_MAX);
         goto out;
     }
     lc->r = (int)json_integer_value(r);

@@ -1,60 +1,50 @@
-/* fuzz_file.c: see fuzz_file.h.  The directory is removed at exit (the
- * files a target wrote first), so that runs leave nothing behind. */
+/* fuzz_file.c: the input as a file in a private directory, and the check of
+ * a refusal (see fuzz_file.h). */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "fuzz_file.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
-static char path[128];
-static const char *written[8]; /* the names ever written, to clean up at exit */
-static int n_written;
+static char dir[512];
 
-static void cleanup(void)
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    for (int i = 0; i < n_written; i++)
-        fuzz_remove(written[i]);
-    rmdir(dir);
+    (void)st, (void)flag, (void)ftw;
+    (void)remove(path);
+    return 0;
 }
+
+/* Depth first, not following links: what a target wrote, then the directory. */
+static void remove_tree(const char *path) { (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void remove_dir(void) { remove_tree(dir); }
 
 const char *fuzz_dir(void)
 {
-    if (!dir[0]) {
-        struct stat st;
-        snprintf(dir, sizeof dir, "%s/shardtune-fuzz.XXXXXX", stat("/dev/shm", &st) == 0 ? "/dev/shm" : "/tmp");
-        if (!mkdtemp(dir)) {
-            perror("fuzz_file: mkdtemp");
-            abort();
-        }
-        atexit(cleanup);
+    if (dir[0])
+        return dir;
+    /* /dev/shm: memory, not disk, for millions of small writes */
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/shardtune-fuzz.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("fuzz_file: mkdtemp");
+        abort();
     }
+    atexit(remove_dir);
     return dir;
 }
 
-static const char *path_of(const char *name)
+const char *fuzz_write(const char *name, const void *data, size_t size)
 {
+    static char path[1024];
     snprintf(path, sizeof path, "%s/%s", fuzz_dir(), name);
-    return path;
-}
-
-const char *fuzz_write(const char *name, const uint8_t *data, size_t n)
-{
-    int known = 0;
-    for (int i = 0; i < n_written; i++)
-        known |= !strcmp(written[i], name);
-    if (!known) {
-        if (n_written == (int)(sizeof written / sizeof *written)) {
-            fprintf(stderr, "fuzz_file: more than %d file names\n", n_written);
-            abort();
-        }
-        written[n_written++] = name;
-    }
-    FILE *f = fopen(path_of(name), "wb");
-    if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) {
-        perror("fuzz_file: writing the input");
+    FILE *f = fopen(path, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
+        perror(path);
         abort();
     }
     return path;
@@ -62,5 +52,15 @@ const char *fuzz_write(const char *name, const uint8_t *data, size_t n)
 
 void fuzz_remove(const char *name)
 {
-    unlink(path_of(name));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", fuzz_dir(), name);
+    remove_tree(path);
+}
+
+void fuzz_check_error(const char *target, const char *what, const errbuf *e)
+{
+    if (!e->msg[0] || strchr(e->msg, '\n')) {
+        fprintf(stderr, "%s: %s error is not one non-empty line: \"%s\"\n", target, what, e->msg);
+        abort();
+    }
 }

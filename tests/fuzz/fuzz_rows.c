@@ -32,12 +32,6 @@ static void fail(const char *what, const char *detail)
     abort();
 }
 
-static void check_error(const errbuf *e)
-{
-    if (!e->msg[0] || strchr(e->msg, '\n'))
-        fail("the error is not one non-empty line", e->msg);
-}
-
 static void check_dataset(const dataset *d, int max_len, int vocab)
 {
     char why[128];
@@ -86,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int vocab = (int)tokenizer_vocab_size(t);
     dataset d;
     if (dataset_load(&o, 0, t, vocab, &d, &e) != 0) {
-        check_error(&e);
+        fuzz_check_error("fuzz_rows", "dataset_load", &e);
         return 0;
     }
     check_dataset(&d, o.max_seq_len, vocab);

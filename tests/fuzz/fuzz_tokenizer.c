@@ -24,21 +24,13 @@
 #include "tokenizer.h"
 #include "utf8.h"
 
-static void check_error(const errbuf *e, const char *what)
-{
-    if (!e->msg[0] || strchr(e->msg, '\n')) {
-        fprintf(stderr, "fuzz_tokenizer: %s error is not one non-empty line: \"%s\"\n", what, e->msg);
-        abort();
-    }
-}
-
 static void check_text(const tokenizer *t, const char *text, size_t n, int add_special)
 {
     errbuf e = {{0}};
     int32_t *ids = NULL, *ids2 = NULL;
     size_t n_ids = 0, n_ids2 = 0, *offsets = NULL;
     if (tokenizer_encode(t, text, n, add_special, &ids, &n_ids, &e) != 0) {
-        check_error(&e, "encode");
+        fuzz_check_error("fuzz_tokenizer", "encode", &e);
         return;
     }
     size_t vocab = tokenizer_vocab_size(t);
@@ -65,7 +57,7 @@ static void check_text(const tokenizer *t, const char *text, size_t n, int add_s
         char *out = NULL;
         size_t n_out = 0;
         if (tokenizer_decode(t, ids, n_ids, skip, &out, &n_out, &e) != 0) {
-            check_error(&e, "decode");
+            fuzz_check_error("fuzz_tokenizer", "decode", &e);
             continue;
         }
         if (out[n_out] != 0)
@@ -109,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     errbuf e = {{0}};
     tokenizer *t = tokenizer_load(fuzz_dir(), &e);
     if (!t) {
-        check_error(&e, "load");
+        fuzz_check_error("fuzz_tokenizer", "load", &e);
         return 0;
     }
     for (size_t i = 0; i < sizeof TEXTS / sizeof *TEXTS; i++)

@@ -4,8 +4,8 @@
 # runs each on its seeds and then for a short, fixed time (fuzz_run.sh);
 # bench/fuzz.sh runs them for millions of inputs.
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 \
-	-I$(srcdir)/src $(JANSSON_CFLAGS) $(PCRE2_CFLAGS)
-FUZZ_JINJA_SRC = $(srcdir)/tests/fuzz/fuzz_jinja.c $(srcdir)/src/jinja_lex.c $(srcdir)/src/jinja_parse.c \
+	-I$(srcdir)/src -I$(srcdir)/io -I$(srcdir)/tests/fuzz $(JANSSON_CFLAGS) $(PCRE2_CFLAGS)
+FUZZ_JINJA_SRC = $(srcdir)/tests/fuzz/fuzz_jinja.c $(srcdir)/tests/fuzz/fuzz_file.c $(srcdir)/src/jinja_lex.c $(srcdir)/src/jinja_parse.c \
 	$(srcdir)/src/jinja_value.c $(srcdir)/src/jinja_builtins.c $(srcdir)/src/jinja_eval.c $(srcdir)/src/log.c \
 	$(srcdir)/src/tokenizer_utf8.c
 FUZZ_TOKENIZER_SRC = $(srcdir)/src/tokenizer.c $(srcdir)/src/tokenizer_added.c $(srcdir)/src/tokenizer_bpe.c \
@@ -17,18 +17,40 @@ FUZZ_ROWS_SRC = $(srcdir)/tests/fuzz/fuzz_rows.c $(srcdir)/tests/fuzz/fuzz_file.
 	$(srcdir)/src/data_rows.c $(srcdir)/src/data.c $(srcdir)/src/data_pack.c $(srcdir)/src/rng.c $(srcdir)/src/chat.c \
 	$(srcdir)/src/chat_model.c $(srcdir)/src/jinja_lex.c $(srcdir)/src/jinja_parse.c $(srcdir)/src/jinja_value.c \
 	$(srcdir)/src/jinja_builtins.c $(srcdir)/src/jinja_eval.c $(FUZZ_TOKENIZER_SRC)
-EXTRA_DIST += tests/fuzz/fuzz_file.c tests/fuzz/fuzz_file.h \
-	tests/fuzz/fuzz_tokenizer.c tests/fuzz/tokenizer_fuzz.sh tests/fuzz/tokenizer_seeds.sh tests/fuzz/tokenizer.dict \
+EXTRA_DIST += tests/fuzz/fuzz_tokenizer.c tests/fuzz/tokenizer_fuzz.sh tests/fuzz/tokenizer_seeds.sh tests/fuzz/tokenizer.dict \
 	tests/fuzz/fuzz_rows.c tests/fuzz/rows_fuzz.sh tests/fuzz/rows_seeds.sh tests/fuzz/rows.dict
+# The targets of file parsers: the input as a file, one-line refusals.
+FUZZ_FILE_SRC = $(srcdir)/tests/fuzz/fuzz_file.c $(srcdir)/src/log.c
+FUZZ_FILE_H = $(srcdir)/tests/fuzz/fuzz_file.h $(srcdir)/src/log.h
+# st_tensor_to_f32 is in src/dtype.c, whose 4-bit dtypes pull in weight4.c
+# and quant4.c.  clang 14 has no _Float16 on x86-64 (dtype.c's fp32 -> fp16,
+# used by the writer only); __fp16, its storage-only half, converts the same
+# through compiler-rt (__gnu_f2h_ieee, which libgcc lacks).
+FUZZ_ST_SRC = $(FUZZ_FILE_SRC) $(srcdir)/tests/fuzz/fuzz_st_check.c $(srcdir)/io/safetensors.c $(srcdir)/src/dtype.c \
+	$(srcdir)/src/weight4.c $(srcdir)/src/quant4.c
+FUZZ_ST_H = $(FUZZ_FILE_H) $(srcdir)/tests/fuzz/fuzz_st_check.h $(srcdir)/io/safetensors.h $(srcdir)/src/dtype.h
+FUZZ_ST_CFLAGS = -D_Float16=__fp16 -rtlib=compiler-rt
+FUZZ_SAFETENSORS_SRC = $(srcdir)/tests/fuzz/fuzz_safetensors.c $(FUZZ_ST_SRC)
+FUZZ_SAFETENSORS_INDEX_SRC = $(srcdir)/tests/fuzz/fuzz_safetensors_index.c $(FUZZ_ST_SRC)
+FUZZ_HF_CONFIG_SRC = $(srcdir)/tests/fuzz/fuzz_hf_config.c $(FUZZ_FILE_SRC) $(srcdir)/io/hf_config.c
+FUZZ_PEFT_CONFIG_SRC = $(srcdir)/tests/fuzz/fuzz_peft_config.c $(FUZZ_ST_SRC) $(srcdir)/io/peft_adapter.c \
+	$(srcdir)/src/lora.c
 EXTRA_DIST += tests/fuzz/fuzz_jinja.c tests/fuzz/fuzz_run.sh tests/fuzz/jinja_fuzz.sh tests/fuzz/jinja_seeds.sh tests/fuzz/jinja.dict \
-	tests/fuzz/README bench/fuzz.sh
+	tests/fuzz/README bench/fuzz.sh \
+	tests/fuzz/fuzz_file.c tests/fuzz/fuzz_file.h tests/fuzz/seeds_lib.sh tests/fuzz/fuzz_st_check.c tests/fuzz/fuzz_st_check.h \
+	tests/fuzz/fuzz_safetensors.c tests/fuzz/safetensors_fuzz.sh tests/fuzz/safetensors_seeds.sh \
+	tests/fuzz/safetensors.dict tests/fuzz/fuzz_safetensors_index.c tests/fuzz/safetensors_index_fuzz.sh \
+	tests/fuzz/fuzz_hf_config.c tests/fuzz/hf_config_fuzz.sh tests/fuzz/hf_config_seeds.sh tests/fuzz/hf_config.dict \
+	tests/fuzz/fuzz_peft_config.c tests/fuzz/peft_config_fuzz.sh tests/fuzz/peft_config_seeds.sh \
+	tests/fuzz/peft_config.dict
 
 # Chat templates (src/jinja*.c), seeded with the templates of tests/chat_template.
 TESTS += tests/fuzz/jinja_fuzz.sh
 if FUZZING
 check_DATA += tests/fuzz/fuzz_jinja
 CLEANFILES += tests/fuzz/fuzz_jinja
-tests/fuzz/fuzz_jinja: $(FUZZ_JINJA_SRC) $(srcdir)/src/jinja.h $(srcdir)/src/jinja_internal.h $(srcdir)/src/utf8.h
+tests/fuzz/fuzz_jinja: $(FUZZ_JINJA_SRC) $(srcdir)/src/jinja.h $(srcdir)/src/jinja_internal.h $(srcdir)/src/utf8.h \
+		$(srcdir)/tests/fuzz/fuzz_file.h
 	$(MKDIR_P) tests/fuzz
 	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_JINJA_SRC) $(JANSSON_LIBS) -lm -o $@
 endif
@@ -59,4 +81,41 @@ tests/fuzz/fuzz_rows: $(FUZZ_ROWS_SRC) $(srcdir)/tests/fuzz/fuzz_file.h $(srcdir
 	$(MKDIR_P) tests/fuzz
 	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) -DFUZZ_GPT2_DIR='"$(abs_top_srcdir)/tests/tokenizer/data/gpt2"' \
 		$(FUZZ_ROWS_SRC) $(JANSSON_LIBS) $(PCRE2_LIBS) -lm -o $@
+endif
+
+# The .safetensors reader (io/safetensors.c): one file, and a sharded
+# directory (index + shard); seeded with the converted stories260K and
+# hand-made malformed files (safetensors_seeds.sh).
+TESTS += tests/fuzz/safetensors_fuzz.sh tests/fuzz/safetensors_index_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_safetensors_index
+CLEANFILES += tests/fuzz/fuzz_safetensors tests/fuzz/fuzz_safetensors_index
+tests/fuzz/fuzz_safetensors: $(FUZZ_SAFETENSORS_SRC) $(FUZZ_ST_H)
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_ST_CFLAGS) $(FUZZ_SAFETENSORS_SRC) $(JANSSON_LIBS) -lm -o $@
+tests/fuzz/fuzz_safetensors_index: $(FUZZ_SAFETENSORS_INDEX_SRC) $(FUZZ_ST_H)
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_ST_CFLAGS) $(FUZZ_SAFETENSORS_INDEX_SRC) $(JANSSON_LIBS) -lm -o $@
+endif
+
+# config.json (io/hf_config.c), seeded with the converted model's and
+# hand-made ones (hf_config_seeds.sh).
+TESTS += tests/fuzz/hf_config_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_hf_config
+CLEANFILES += tests/fuzz/fuzz_hf_config
+tests/fuzz/fuzz_hf_config: $(FUZZ_HF_CONFIG_SRC) $(FUZZ_FILE_H) $(srcdir)/io/hf_config.h
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_HF_CONFIG_SRC) $(JANSSON_LIBS) -lm -o $@
+endif
+
+# adapter_config.json (io/peft_adapter.c) and its rules (src/lora.c),
+# seeded with PEFT's forms (peft_config_seeds.sh).
+TESTS += tests/fuzz/peft_config_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_peft_config
+CLEANFILES += tests/fuzz/fuzz_peft_config
+tests/fuzz/fuzz_peft_config: $(FUZZ_PEFT_CONFIG_SRC) $(FUZZ_ST_H) $(srcdir)/io/peft_adapter.h $(srcdir)/src/lora.h
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_ST_CFLAGS) $(FUZZ_PEFT_CONFIG_SRC) $(JANSSON_LIBS) $(PCRE2_LIBS) -lm -o $@
 endif

@@ -235,6 +235,11 @@ static void test_refuses_bad_configs(void **state)
     expect_refused(dir, "{" BASE ", \"num_attention_heads\": 4, "
                         "\"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 4.0}}",
                    "\"rope_parameters\" rope_type 'dynamic' is not supported");
+    /* found by tests/fuzz/fuzz_hf_config: a newline the file spells \n is
+     * quoted escaped, so the error stays one line */
+    expect_refused(dir, "{" BASE ", \"num_attention_heads\": 4, "
+                        "\"rope_parameters\": {\"type\": \"de\\nfault\"}}",
+                   "rope_type 'de\\nfault' is not supported");
     expect_refused(dir, "{" BASE ", \"num_attention_heads\": 4, "
                         "\"rope_scaling\": {\"rope_type\": \"llama3\", \"low_freq_factor\": 1.0, "
                         "\"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}",
