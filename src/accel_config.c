@@ -68,6 +68,41 @@ void accel_config_defaults(accel_config *c)
     c->machine_rank = 0;
 }
 
+/* ------------------------------------------------------------- one line */
+
+/* Copies in to out (cap bytes, cap >= 5) with every control character
+ * written as Python's repr writes it (\n, \t, \r, \xNN), so that a
+ * message or note quoting a value or key from the file or the environment
+ * -- a quoted YAML scalar may hold "\n" -- stays one line.  Found by
+ * tests/fuzz/fuzz_accel_yaml. */
+static void escape_controls(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            out[o++] = (char)*p;
+        else if (*p == '\n' || *p == '\t' || *p == '\r')
+            o += (size_t)snprintf(out + o, cap - o, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    out[o] = '\0';
+}
+
+/* err_set for this file: the message made one line by escape_controls. */
+static int err_line(errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int err_line(errbuf *e, const char *fmt, ...)
+{
+    char msg[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e)
+        escape_controls(msg, e->msg, sizeof e->msg);
+    return -1;
+}
+
 /* ---------------------------------------------------------------- notes */
 
 /* The last bytes stay free for one "more notes" line, so that a truncated
@@ -79,11 +114,12 @@ static void note_add(accel_config *c, const char *fmt, ...)
 {
     size_t used = strlen(c->notes);
     size_t limit = sizeof c->notes - sizeof NOTES_TAIL;
-    char line[512];
+    char raw[512], line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    escape_controls(raw, line, sizeof line); /* a note is one line too */
     size_t n = strlen(line);
     if (used + n + 1 < limit) {
         memcpy(c->notes + used, line, n);
@@ -342,7 +378,7 @@ static int err_at(loader *L, const yaml_node_t *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return err_set(L->e, "%s:%lu: %s", L->path, (unsigned long)n->start_mark.line + 1, msg);
+    return err_line(L->e, "%s:%lu: %s", L->path, (unsigned long)n->start_mark.line + 1, msg);
 }
 
 static const char *node_what(const yaml_node_t *n)
@@ -586,12 +622,12 @@ static int load_finish(loader *L)
 {
     accel_config *c = &L->c;
     if (L->dist == DT_UNSET)
-        return err_set(L->e, "%s: distributed_type is missing (accelerate requires it; "
+        return err_line(L->e, "%s: distributed_type is missing (accelerate requires it; "
                              "shardtune takes FSDP, NO, MULTI_CPU or MULTI_GPU)", L->path);
     if (L->legacy_fp16 == 1 && !L->mixed_given)
         snprintf(c->mixed_precision, sizeof c->mixed_precision, "fp16");
     if (c->machine_rank >= c->num_machines)
-        return err_set(L->e, "%s: machine_rank %d must be below num_machines %d", L->path,
+        return err_line(L->e, "%s: machine_rank %d must be below num_machines %d", L->path,
                        c->machine_rank, c->num_machines);
     if (L->dist == DT_DATA_PARALLEL) {
         c->distributed_fsdp = 0;
@@ -609,7 +645,7 @@ static int load_document(loader *L, yaml_parser_t *parser)
 {
     const yaml_node_t *root = yaml_document_get_root_node(L->doc);
     if (!root)
-        return err_set(L->e, "%s: empty file, expected an accelerate config (a mapping with "
+        return err_line(L->e, "%s: empty file, expected an accelerate config (a mapping with "
                              "distributed_type, fsdp_config, ...)", L->path);
     if (root->type != YAML_MAPPING_NODE)
         return err_at(L, root, "expected an accelerate config (a mapping of keys), found %s",
@@ -619,13 +655,13 @@ static int load_document(loader *L, yaml_parser_t *parser)
     /* accelerate's yaml.safe_load refuses a second document; so do we. */
     yaml_document_t next;
     if (!yaml_parser_load(parser, &next))
-        return err_set(L->e, "%s:%lu: not valid YAML: %s", L->path,
+        return err_line(L->e, "%s:%lu: not valid YAML: %s", L->path,
                        (unsigned long)parser->problem_mark.line + 1,
                        parser->problem ? parser->problem : "parse error");
     int more = yaml_document_get_root_node(&next) != NULL;
     yaml_document_delete(&next);
     if (more)
-        return err_set(L->e, "%s: more than one YAML document; an accelerate config is one",
+        return err_line(L->e, "%s: more than one YAML document; an accelerate config is one",
                        L->path);
     return load_finish(L);
 }
@@ -634,7 +670,7 @@ int accel_config_load_yaml(const char *path, accel_config *c, errbuf *e)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+        return err_line(e, "%s: cannot open: %s", path, strerror(errno));
 
     loader L;
     memset(&L, 0, sizeof L);
@@ -649,12 +685,12 @@ int accel_config_load_yaml(const char *path, accel_config *c, errbuf *e)
     int rc = -1;
     if (!yaml_parser_initialize(&parser)) {
         fclose(f);
-        return err_set(e, "%s: cannot start the YAML parser (out of memory)", path);
+        return err_line(e, "%s: cannot start the YAML parser (out of memory)", path);
     }
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
         /* libyaml's marks are 0-based; the context says what was open. */
-        err_set(e, "%s:%lu: not valid YAML: %s%s%s", path,
+        err_line(e, "%s:%lu: not valid YAML: %s%s%s", path,
                 (unsigned long)parser.problem_mark.line + 1,
                 parser.problem ? parser.problem : "parse error", parser.context ? " " : "",
                 parser.context ? parser.context : "");
@@ -691,7 +727,7 @@ static int env_bool(accel_config *c, const char *name, int *field, errbuf *e)
     if (!v)
         return 0;
     if (parse_bool(v, field))
-        return err_set(e, "environment %s='%s': must be " BOOL_ALLOWED, name, v);
+        return err_line(e, "environment %s='%s': must be " BOOL_ALLOWED, name, v);
     env_note(c, name, v);
     return 0;
 }
@@ -706,26 +742,26 @@ static int env_fsdp(accel_config *f, errbuf *e)
     if ((v = env_get("FSDP_SHARDING_STRATEGY"))) {
         rc = parse_strategy(v, &f->sharding_strategy);
         if (rc == -2)
-            return err_set(e, "environment FSDP_SHARDING_STRATEGY='%s': HYBRID_SHARD_ZERO2 is not "
+            return err_line(e, "environment FSDP_SHARDING_STRATEGY='%s': HYBRID_SHARD_ZERO2 is not "
                               "supported by shardtune (allowed: " STRATEGY_ALLOWED ")", v);
         if (rc)
-            return err_set(e, "environment FSDP_SHARDING_STRATEGY='%s': not one of "
+            return err_line(e, "environment FSDP_SHARDING_STRATEGY='%s': not one of "
                               STRATEGY_ALLOWED, v);
         env_note(f, "FSDP_SHARDING_STRATEGY", v);
     }
     if ((v = env_get("FSDP_BACKWARD_PREFETCH"))) {
         if (parse_prefetch(v, &f->backward_prefetch))
-            return err_set(e, "environment FSDP_BACKWARD_PREFETCH='%s': not one of "
+            return err_line(e, "environment FSDP_BACKWARD_PREFETCH='%s': not one of "
                               PREFETCH_ALLOWED, v);
         env_note(f, "FSDP_BACKWARD_PREFETCH", v);
     }
     if ((v = env_get("FSDP_STATE_DICT_TYPE"))) {
         rc = parse_state_dict(v, &f->state_dict_type);
         if (rc == -2)
-            return err_set(e, "environment FSDP_STATE_DICT_TYPE='%s': LOCAL_STATE_DICT is not "
+            return err_line(e, "environment FSDP_STATE_DICT_TYPE='%s': LOCAL_STATE_DICT is not "
                               "supported by shardtune (allowed: " STATE_DICT_ALLOWED ")", v);
         if (rc)
-            return err_set(e, "environment FSDP_STATE_DICT_TYPE='%s': not one of "
+            return err_line(e, "environment FSDP_STATE_DICT_TYPE='%s': not one of "
                               STATE_DICT_ALLOWED, v);
         env_note(f, "FSDP_STATE_DICT_TYPE", v);
     }
@@ -747,7 +783,7 @@ int accel_config_apply_env(accel_config *c, errbuf *e)
 
     if ((v = env_get("ACCELERATE_USE_FSDP"))) {
         if (parse_bool(v, &use_fsdp))
-            return err_set(e, "environment ACCELERATE_USE_FSDP='%s': must be " BOOL_ALLOWED, v);
+            return err_line(e, "environment ACCELERATE_USE_FSDP='%s': must be " BOOL_ALLOWED, v);
         if (use_fsdp && !t.distributed_fsdp) {
             /* The file's NO_SHARD stood for "no FSDP"; the plugin's default is FULL_SHARD. */
             t.distributed_fsdp = 1;
@@ -769,10 +805,10 @@ int accel_config_apply_env(accel_config *c, errbuf *e)
     if ((v = env_get("ACCELERATE_MIXED_PRECISION"))) {
         int rc = parse_mixed(v, t.mixed_precision);
         if (rc == -2)
-            return err_set(e, "environment ACCELERATE_MIXED_PRECISION='%s': fp8 is not supported "
+            return err_line(e, "environment ACCELERATE_MIXED_PRECISION='%s': fp8 is not supported "
                               "by shardtune (allowed: " MIXED_ALLOWED ")", v);
         if (rc)
-            return err_set(e, "environment ACCELERATE_MIXED_PRECISION='%s': not one of "
+            return err_line(e, "environment ACCELERATE_MIXED_PRECISION='%s': not one of "
                               MIXED_ALLOWED, v);
         env_note(&t, "ACCELERATE_MIXED_PRECISION", v);
     }

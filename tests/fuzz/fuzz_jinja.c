@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_error.h"
 #include "jinja.h"
 #include "utf8.h"
 
@@ -33,14 +34,6 @@ static const char VARS[] =
     "\"documents\": null, \"add_generation_prompt\": true,"
     "\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\", \"pad_token\": \"</s>\"}";
 
-static void check_error(const errbuf *e, const char *what)
-{
-    if (!e->msg[0] || strchr(e->msg, '\n')) {
-        fprintf(stderr, "fuzz_jinja: %s error is not one non-empty line: \"%s\"\n", what, e->msg);
-        abort();
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!vars) {
@@ -55,13 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     errbuf e = {{0}};
     jinja_template *t = jinja_parse((const char *)data, size, &e);
     if (!t) {
-        check_error(&e, "parse");
+        fuzz_check_error(&e, "fuzz_jinja: parse");
         return 0;
     }
     char *out = NULL;
     size_t n = 0, *spans = NULL, n_spans = 0;
     if (jinja_render_spans(t, vars, &out, &n, &spans, &n_spans, &e) != 0) {
-        check_error(&e, "render");
+        fuzz_check_error(&e, "fuzz_jinja: render");
     } else {
         if (out[n] != 0)
             abort();
