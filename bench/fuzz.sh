@@ -13,7 +13,7 @@ echo "bench/fuzz.sh: commit $(git -C "$top" rev-parse --short HEAD), $(date -u +
 "$top/tests/fuzz/jinja_seeds.sh" "$work/jinja-seeds"
 "$top/tests/fuzz/fuzz_run.sh" "$build/tests/fuzz/fuzz_jinja" "$work/jinja/corpus" "$work/jinja-seeds" "$runs" \
     "$top/tests/fuzz/jinja.dict"
-for t in accel_yaml accel_env; do
+for t in accel_yaml accel_env llama2c; do
     "$top/tests/fuzz/${t}_seeds.sh" "$work/$t-seeds"
     "$top/tests/fuzz/fuzz_run.sh" "$build/tests/fuzz/fuzz_$t" "$work/$t/corpus" "$work/$t-seeds" "$runs" \
         "$top/tests/fuzz/$t.dict"

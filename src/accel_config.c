@@ -70,26 +70,9 @@ void accel_config_defaults(accel_config *c)
 
 /* ------------------------------------------------------------- one line */
 
-/* Copies in to out (cap bytes, cap >= 5) with every control character
- * written as Python's repr writes it (\n, \t, \r, \xNN), so that a
- * message or note quoting a value or key from the file or the environment
- * -- a quoted YAML scalar may hold "\n" -- stays one line.  Found by
- * tests/fuzz/fuzz_accel_yaml. */
-static void escape_controls(const char *in, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
-        if (*p >= 0x20 && *p != 0x7f)
-            out[o++] = (char)*p;
-        else if (*p == '\n' || *p == '\t' || *p == '\r')
-            o += (size_t)snprintf(out + o, cap - o, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
-        else
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-    }
-    out[o] = '\0';
-}
-
-/* err_set for this file: the message made one line by escape_controls. */
+/* err_set for this file: the message made one line by escape_controls, since
+ * it may quote a value or key from the file or the environment (a quoted YAML
+ * scalar may hold "\n").  Found by tests/fuzz/fuzz_accel_yaml. */
 static int err_line(errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int err_line(errbuf *e, const char *fmt, ...)
 {

@@ -53,3 +53,19 @@ tests/fuzz/fuzz_accel_env: $(FUZZ_ACCEL_ENV_SRC) $(srcdir)/src/accel_config.h $(
 	$(MKDIR_P) tests/fuzz
 	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_ACCEL_ENV_SRC) $(YAML_LIBS) -lm -o $@
 endif
+
+# llama2.c checkpoints and tokenizers (src/convert_llama2c.c), seeded with
+# small models made from assets/model and malformed variants.
+FUZZ_LLAMA2C_SRC = $(srcdir)/tests/fuzz/fuzz_llama2c.c $(srcdir)/tests/fuzz/fuzz_file.c $(srcdir)/tests/fuzz/fuzz_error.c \
+	$(srcdir)/src/convert_llama2c.c $(srcdir)/io/safetensors.c $(srcdir)/io/hf_config.c $(srcdir)/src/dir_make.c \
+	$(srcdir)/src/log.c
+EXTRA_DIST += tests/fuzz/fuzz_llama2c.c tests/fuzz/llama2c_fuzz.sh tests/fuzz/llama2c_seeds.sh tests/fuzz/llama2c.dict
+TESTS += tests/fuzz/llama2c_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_llama2c
+CLEANFILES += tests/fuzz/fuzz_llama2c
+tests/fuzz/fuzz_llama2c: $(FUZZ_LLAMA2C_SRC) $(srcdir)/src/convert_llama2c.h $(srcdir)/io/safetensors.h \
+		$(srcdir)/io/hf_config.h $(srcdir)/tests/fuzz/fuzz_error.h $(srcdir)/tests/fuzz/fuzz_file.h
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) -I$(srcdir)/io $(FUZZ_LLAMA2C_SRC) $(JANSSON_LIBS) -lm -o $@
+endif
