@@ -79,11 +79,12 @@ static void note_add(accel_config *c, const char *fmt, ...)
 {
     size_t used = strlen(c->notes);
     size_t limit = sizeof c->notes - sizeof NOTES_TAIL;
-    char line[512];
+    char raw[512], line[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    escape_controls(raw, line, sizeof line); /* a note is one line too */
     size_t n = strlen(line);
     if (used + n + 1 < limit) {
         memcpy(c->notes + used, line, n);

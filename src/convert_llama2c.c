@@ -289,6 +289,7 @@ static int l2c_vocab_read(const char *path, int vocab_size, l2c_vocab *v, errbuf
             char want[8];
             snprintf(want, sizeof want, "<0x%02X>", id - TOK_N_SPECIAL);
             if (strcmp(v->pieces[id], want) != 0) {
+                /* err_set writes a newline in the piece escaped (found by fuzz_llama2c) */
                 err_set(e, "%s: token %d is \"%.32s\", expected the byte-fallback token %s",
                         path, id, v->pieces[id], want);
                 goto fail;
@@ -430,7 +431,7 @@ static json_t *tok_model(const l2c_vocab *v, const char *path, errbuf *e)
         }
         json_decref(key_check);
         if (json_object_get(vocab, v->pieces[id])) {
-            err_set(e, "%s: token %d \"%s\" repeats token %d", path, id, v->pieces[id],
+            err_set(e, "%s: token %d \"%.64s\" repeats token %d", path, id, v->pieces[id],
                     (int)json_integer_value(json_object_get(vocab, v->pieces[id])));
             goto fail;
         }

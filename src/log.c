@@ -14,26 +14,6 @@ static void live_clear(void);
 void log_set_rank(int rank, int size) { g_rank = rank; g_size = size; }
 int log_rank(void) { return g_rank; }
 
-/* Every error is one line, whatever it quotes from the input (a JSON
- * parser's excerpt, a key, a role, a template's string): control characters
- * are written as Python writes them in a repr.  The fuzz targets of
- * tests/fuzz found messages that a quoted newline had split in two. */
-static void one_line(const char *raw, char *msg, size_t cap)
-{
-    size_t k = 0;
-    for (const unsigned char *p = (const unsigned char *)raw; *p && k + 5 < cap; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\t') {
-            msg[k++] = '\\';
-            msg[k++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
-        } else if (*p < 0x20 || *p == 0x7f) {
-            k += (size_t)snprintf(msg + k, cap - k, "\\x%02x", *p);
-        } else {
-            msg[k++] = (char)*p;
-        }
-    }
-    msg[k] = 0;
-}
-
 int err_set(errbuf *e, const char *fmt, ...)
 {
     if (e) {
@@ -43,9 +23,27 @@ int err_set(errbuf *e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
-        one_line(raw, e->msg, sizeof e->msg);
+        escape_controls(raw, e->msg, sizeof e->msg);
     }
     return -1;
+}
+
+/* Every error is one line, whatever it quotes from the input (a JSON
+ * parser's excerpt, a key, a role, a template's string, a YAML scalar): the
+ * fuzz targets of tests/fuzz found messages that a quoted newline had split
+ * in two.  err_set and the notes of accel_config.c pass through this. */
+void escape_controls(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            out[o++] = (char)*p;
+        else if (*p == '\n' || *p == '\t' || *p == '\r')
+            o += (size_t)snprintf(out + o, cap - o, "\\%c", *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    out[o] = '\0';
 }
 
 void die(int status, const char *fmt, ...)

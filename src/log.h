@@ -18,6 +18,12 @@ typedef struct errbuf {
 /* Formats the message into e (if e is not NULL) and returns -1. */
 int err_set(errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Copies in to out (cap bytes, cap >= 5; cut to fit) with every control
+ * character written as Python's repr writes it (\n, \t, \r, \xNN): for an
+ * error or note that quotes untrusted text (a config value, a token), which
+ * must stay one line. */
+void escape_controls(const char *in, char *out, size_t cap);
+
 /* Prints "shardtune: error: <message>" and ends the whole job with status.
  * Under MPI with more than one rank, MPI_Abort brings the other ranks down. */
 #ifdef __cplusplus
