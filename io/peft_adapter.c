@@ -76,8 +76,15 @@ static int read_layers(json_t *v, const char *path, lora_rules *ru, errbuf *e)
     if (read_one_or_list(v, "layers_to_transform", "a layer index", is_json_integer, path, &n, &items, e) != 0)
         return -1;
     ru->layers = xcalloc(n + 1, sizeof *ru->layers);
-    for (size_t i = 0; i < n; i++)
-        ru->layers[ru->n_layers++] = (int)json_integer_value(items[i]);
+    for (size_t i = 0; i < n; i++) {
+        json_int_t idx = json_integer_value(items[i]);
+        /* beyond int it would wrap onto another, real layer */
+        if (idx < INT_MIN || idx > INT_MAX) {
+            free(items);
+            return err_set(e, "%s: layers_to_transform: %" JSON_INTEGER_FORMAT " is not a layer index", path, idx);
+        }
+        ru->layers[ru->n_layers++] = (int)idx;
+    }
     free(items);
     return 0;
 }

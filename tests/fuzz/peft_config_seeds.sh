@@ -42,3 +42,5 @@ printf '{"r":0,"target_modules":["q_proj"]}' >"$1/zero_r.json"
 printf '{"r":4,"target_modules":["q_proj"],"rank_tn\\\n' >"$1/regress_newline.json"
 printf '{"r":42147483648,"target_modules":["q_proj"],"modules_to_save":["embed_tokens"]}' >"$1/regress_r_int.json"
 printf '{"r":4,"target_modules":["q_proj"],"rank_pattern":{"q_proj":4294967297}}' >"$1/regress_rank_int.json"
+# found while reading: a layers_to_transform index beyond int wrapped onto a real layer (io/peft_adapter.c)
+printf '{"r":4,"target_modules":["q_proj"],"layers_to_transform":[4294967296]}' >"$1/regress_layer_int.json"

@@ -26,6 +26,7 @@ peft's own save of ok_names with adapter_config.json edited, as a user might):
   no_no_match     nothing of the model matches (peft refuses too)
   no_rank_value   rank_pattern with a value that is not a positive integer
   no_layers_re    layers_to_transform with a regex string (peft refuses too)
+  no_layer_beyond_int  layers_to_transform 2^32 (cast to int it was layer 0)
 
 Every LoRA matrix is random and nonzero (peft's B = 0 would hide wrong targets).
 """
@@ -68,6 +69,7 @@ EDITED_REFUSED = {
     "no_no_match": {"target_modules": ["query_key_value"]},
     "no_rank_value": {"rank_pattern": {"q_proj": 0}},
     "no_layers_re": {"target_modules": ".*q_proj", "layers_to_transform": [0]},
+    "no_layer_beyond_int": {"layers_to_transform": [4294967296]},
 }
 
 

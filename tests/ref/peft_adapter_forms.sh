@@ -13,7 +13,7 @@
 #  - `shardtune merge` of it gives a model whose eval loss is PEFT's.
 # Forms that do not fit the model (lm_head or embed_tokens as a target, a
 # module that is not linear, targets matching nothing, r 0 in rank_pattern,
-# layers_to_transform with a regex) stop with one line naming
+# layers_to_transform with a regex, a layer index beyond int) stop with one line naming
 # adapter_config.json and a non-zero exit.
 . "$top_srcdir/tests/lib.sh"
 need_reference_python
@@ -44,7 +44,7 @@ for a in "$SCRATCH"/no_*; do
     echo "$f: $(cat "$SCRATCH/$f.err")"
     n=$((n + 1))
 done
-[ "$n" -eq 6 ] || fail "expected 6 refused forms, found $n"
+[ "$n" -eq 7 ] || fail "expected 7 refused forms, found $n"
 
 "$PY" "$top_srcdir/tests/ref/peft_eval_losses.py" "$SCRATCH/model" "$SCRATCH/data.jsonl" "$SCRATCH/results" ||
     fail "shardtune against PEFT (above)"
