@@ -17,18 +17,7 @@
 #include <unistd.h>
 
 #include "convert_llama2c.h"
-#include "dtype.h"
 #include "fuzz_file.h"
-
-/* io/safetensors.c calls it when it reads tensors, which a conversion never
- * does; src/dtype.c itself cannot be built here (clang 14 has no _Float16 on
- * x86-64). */
-void storage_to_f32(storage_dtype d, const void *in, float *out, size_t n_elems)
-{
-    (void)d, (void)in, (void)out, (void)n_elems;
-    fprintf(stderr, "fuzz_llama2c: storage_to_f32 reached: the stub must be replaced by src/dtype.c\n");
-    abort();
-}
 
 static const char *const OUTPUTS[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
                                       "model.safetensors"};

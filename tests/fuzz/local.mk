@@ -26,8 +26,8 @@ FUZZ_FILE_H = $(srcdir)/tests/fuzz/fuzz_file.h $(srcdir)/src/log.h
 # and quant4.c.  clang 14 has no _Float16 on x86-64 (dtype.c's fp32 -> fp16,
 # used by the writer only); __fp16, its storage-only half, converts the same
 # through compiler-rt (__gnu_f2h_ieee, which libgcc lacks).
-FUZZ_ST_SRC = $(FUZZ_FILE_SRC) $(srcdir)/tests/fuzz/fuzz_st_check.c $(srcdir)/io/safetensors.c $(srcdir)/src/dtype.c \
-	$(srcdir)/src/weight4.c $(srcdir)/src/quant4.c
+FUZZ_DTYPE_SRC = $(srcdir)/src/dtype.c $(srcdir)/src/weight4.c $(srcdir)/src/quant4.c
+FUZZ_ST_SRC = $(FUZZ_FILE_SRC) $(srcdir)/tests/fuzz/fuzz_st_check.c $(srcdir)/io/safetensors.c $(FUZZ_DTYPE_SRC)
 FUZZ_ST_H = $(FUZZ_FILE_H) $(srcdir)/tests/fuzz/fuzz_st_check.h $(srcdir)/io/safetensors.h $(srcdir)/src/dtype.h
 FUZZ_ST_CFLAGS = -D_Float16=__fp16 -rtlib=compiler-rt
 FUZZ_SAFETENSORS_SRC = $(srcdir)/tests/fuzz/fuzz_safetensors.c $(FUZZ_ST_SRC)
@@ -154,9 +154,8 @@ endif
 
 # llama2.c checkpoints and tokenizers (src/convert_llama2c.c), seeded with
 # small models made from assets/model and malformed variants.
-FUZZ_LLAMA2C_SRC = $(srcdir)/tests/fuzz/fuzz_llama2c.c $(srcdir)/tests/fuzz/fuzz_file.c \
-	$(srcdir)/src/convert_llama2c.c $(srcdir)/io/safetensors.c $(srcdir)/io/hf_config.c $(srcdir)/src/dir_make.c \
-	$(srcdir)/src/log.c
+FUZZ_LLAMA2C_SRC = $(srcdir)/tests/fuzz/fuzz_llama2c.c $(FUZZ_FILE_SRC) $(srcdir)/src/convert_llama2c.c \
+	$(srcdir)/io/safetensors.c $(srcdir)/io/hf_config.c $(srcdir)/src/dir_make.c $(FUZZ_DTYPE_SRC)
 EXTRA_DIST += tests/fuzz/fuzz_llama2c.c tests/fuzz/llama2c_fuzz.sh tests/fuzz/llama2c_seeds.sh tests/fuzz/llama2c.dict
 TESTS += tests/fuzz/llama2c_fuzz.sh
 if FUZZING
@@ -165,5 +164,5 @@ CLEANFILES += tests/fuzz/fuzz_llama2c
 tests/fuzz/fuzz_llama2c: $(FUZZ_LLAMA2C_SRC) $(srcdir)/src/convert_llama2c.h $(srcdir)/io/safetensors.h \
 		$(srcdir)/io/hf_config.h $(srcdir)/tests/fuzz/fuzz_file.h
 	$(MKDIR_P) tests/fuzz
-	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) -I$(srcdir)/io $(FUZZ_LLAMA2C_SRC) $(JANSSON_LIBS) -lm -o $@
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_ST_CFLAGS) $(FUZZ_LLAMA2C_SRC) $(JANSSON_LIBS) -lm -o $@
 endif
