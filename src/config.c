@@ -95,6 +95,7 @@ static const flag_def flags[] = {
     {"save_steps", F_INT, OFF(save_steps), "500", CMD_TRAIN, "with --save_strategy steps: every N steps"},
     {"save_total_limit", F_INT, OFF(save_total_limit), "0", CMD_TRAIN, "keep at most N checkpoints (0: all)"},
     {"resume_from_checkpoint", F_STRING, OFF(resume_from_checkpoint), NULL, CMD_TRAIN, "a checkpoint file, or latest (in --output_dir)"},
+    {"save_before_time_limit", F_STRING, OFF(save_before_time_limit), "auto", CMD_TRAIN, "True, False or auto (True under Slurm when the job has a time limit, or with SHARDTUNE_JOB_END_TIME): write a checkpoint and stop (exit status 75) before a step that would not end before the job's end time"},
     GROUP("FSDP and devices"),
     {"config_file", F_STRING, OFF(config_file), NULL, MODEL_CMDS, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
     {"device", F_STRING, OFF(device), NULL, MODEL_CMDS, "cpu, cuda, or auto: cuda when built with it and a GPU answers (default: $SHARDTUNE_DEVICE, else auto); plan: the layout to count (auto: cuda when bf16 is asked for)"},
@@ -280,6 +281,9 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
         return err_set(e, "--save_strategy: '%s' is not one of no, steps, epoch", c->save_strategy);
     if (cmd == CMD_TRAIN && (c->save_steps < 1 || c->save_total_limit < 0))
         return err_set(e, "--save_steps must be >= 1 and --save_total_limit >= 0");
+    if (cmd == CMD_TRAIN && strcasecmp(c->save_before_time_limit, "true") &&
+        strcasecmp(c->save_before_time_limit, "false") && strcasecmp(c->save_before_time_limit, "auto"))
+        return err_set(e, "--save_before_time_limit: '%s' is not one of True, False, auto", c->save_before_time_limit);
     if (cmd == CMD_TRAIN && c->eval_steps < 0)
         return err_set(e, "--eval_steps: must not be negative");
     if ((cmd == CMD_EVAL || cmd == CMD_TRAIN) && c->per_device_eval_batch_size < 1)

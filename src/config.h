@@ -33,6 +33,7 @@ typedef struct run_config {
     int save_steps;
     int save_total_limit;       /* 0: keep every checkpoint */
     char *resume_from_checkpoint; /* a checkpoint file, or "latest" in --output_dir */
+    char *save_before_time_limit; /* True | False | auto: stop and save before the job's end time */
     int eval_steps;             /* 0: logging_steps, as transformers */
     int gradient_accumulation_steps;
     double num_train_epochs;

@@ -8,6 +8,9 @@ noinst_HEADERS += src/log.h src/rng.h src/checksum.h src/dtype.h src/comm.h src/
 # bitsandbytes 4-bit checkpoints (*-bnb-4bit) read as the 4-bit layout
 libshardtune_a_SOURCES += src/weight4_bnb.c
 noinst_HEADERS += src/weight4_bnb.h
+# signals and the job's time limit: stop after a step with a checkpoint
+libshardtune_a_SOURCES += src/preempt.c
+noinst_HEADERS += src/preempt.h
 # mkdir -p, shared by the commands that write directories
 libshardtune_a_SOURCES += src/dir_make.c
 noinst_HEADERS += src/dir_make.h

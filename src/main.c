@@ -1,5 +1,7 @@
 /* main.c: `shardtune <command>` dispatch.  Every command reports failure
- * through die(): one line, exit 2 for usage errors and 1 otherwise. */
+ * through die(): one line, exit 2 for usage errors and 1 otherwise; a
+ * training run stopped by a signal or its time limit, with a checkpoint
+ * saved, exits 75 (EXIT_PREEMPTED). */
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "merge.h"
 #include "plan.h"
 #include "plot_cmd.h"
+#include "preempt.h"
 #include "tokenizer.h"
 #include "chat_template_cmd.h"
 #include "suggest.h"
@@ -64,6 +67,8 @@ static int cmd_run(const char *name, command_id cmd, command_fn fn, int argc, ch
         log_info_to_stderr();
     int rc = fn(&c, argc, argv, &e);
     config_free(&c);
+    if (rc == TRAIN_STOPPED) /* a checkpoint holds every step done: the batch script requeues */
+        return EXIT_PREEMPTED;
     if (rc != 0)
         die(EXIT_FAILURE_RUN, "%s", e.msg);
     return 0;

@@ -41,6 +41,7 @@
 #include "fsdp.h"
 #include "model.h"
 #include "optim.h"
+#include "preempt.h"
 #include "session.h"
 #include "weight4.h"
 
@@ -130,7 +131,9 @@ static void plan_step(fsdp *f, optimizer *opt, int B, int T, int G)
 {
     backend *be = f->be;
     comm *cm = f->cm;
-    double counts[3] = {0, 0, 0};
+    double counts[3] = {0, 0, 0}, votes[PREEMPT_AGREE_ELEMS] = {0};
+    if (cm->size[COMM_WORLD] > 1) /* the step boundary's pre-emption vote (preempt_check) */
+        cm->all_reduce(cm, COMM_WORLD, votes, PREEMPT_AGREE_ELEMS, COMM_F64, 0);
     cm->all_reduce(cm, COMM_WORLD, counts, 2, COMM_F64, 0);
     fsdp_zero_grads(f);
     for (int t = 0; t < G; t++) {

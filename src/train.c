@@ -23,6 +23,7 @@
 #include "optim.h"
 #include "peft_adapter.h"
 #include "plot_train.h"
+#include "preempt.h"
 #include "progress.h"
 #include "rng.h"
 #include "run_data.h"
@@ -268,6 +269,25 @@ static int save_checkpoint(session *s, const optimizer *opt, const run_config *c
     return 0;
 }
 
+/* A signal or the time limit stopped the run before step `step`: the
+ * steps done since the last checkpoint go into one (unless the cadence
+ * just wrote it, or none was done), and the log says why the run ends. */
+static int stop_preempted(session *s, const optimizer *opt, const run_config *c, const step_plan *plan, int step,
+                          int start_step, int save_every, const char *config_json, const preempt_watch *pw, errbuf *e)
+{
+    const int saved = step == start_step || (save_every && step % save_every == 0);
+    if (!saved && save_checkpoint(s, opt, c, plan, step, config_json, e) != 0)
+        return -1;
+    if (step == 0)
+        log_info("stopping before the first step: %s; nothing to save; exit status %d (pre-empted)", pw->reason,
+                 EXIT_PREEMPTED);
+    else
+        log_info("stopping after step %d of %d: %s; checkpoint-%d.h5 holds every step done; exit status %d "
+                 "(pre-empted: requeue or resubmit with --resume_from_checkpoint latest)",
+                 step, plan->total_steps, pw->reason, step, EXIT_PREEMPTED);
+    return TRAIN_STOPPED;
+}
+
 int train_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
@@ -281,8 +301,11 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     sampler smp = {0};
     optimizer opt = {0};
     train_log log = {0};
+    preempt_watch pw = {0};
     char *config_json = NULL;
     const int do_eval = strcmp(c->eval_strategy, "no") != 0;
+    if (preempt_begin(&pw, c, log_rank(), e) != 0)
+        goto out;
     if (open_run(&s, &rd, &data, c, 1, argc, argv, e) != 0)
         goto out;
     if (do_eval && !dataset_has_split(&rd.o, 1)) {
@@ -333,6 +356,11 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     start_progress(&prog, &s, c, start_step, plan.total_steps);
     double t_start = monotonic_seconds(), t_log = t_start, tokens_since_log = 0.0;
     for (int step = start_step; step < plan.total_steps; step++) {
+        if (preempt_check(&pw, s.cm, s.rank)) { /* a step boundary: every rank stops here, or none */
+            progress_end(&prog);
+            rc = stop_preempted(&s, &opt, c, &plan, step, start_step, save_every, config_json, &pw, e);
+            goto out;
+        }
         double n_targets, n_tokens, row_len;
         double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens, &row_len);
         tokens_since_log += n_tokens;
@@ -392,7 +420,8 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         plot_train_draw(c->output_dir, 1);
     rc = 0;
 out:
-    if (train_log_close(&log, rc == 0 ? e : NULL) != 0)
+    preempt_end(&pw);
+    if (train_log_close(&log, rc != -1 ? e : NULL) != 0)
         rc = -1;
     if (opt.n_ranges)
         optim_free(&opt, s.be);

@@ -4,8 +4,13 @@
 
 #include "config.h"
 
-/* shardtune train / eval: 0, or -1 with e set.  argc/argv are the
- * command's flags (ranks check that they all got the same). */
+/* train_run's result when a signal or the job's time limit stopped the run
+ * after it saved a checkpoint (src/preempt.h; the program exits with
+ * EXIT_PREEMPTED). */
+enum { TRAIN_STOPPED = 1 };
+
+/* shardtune train / eval: 0, or -1 with e set (train: or TRAIN_STOPPED).
+ * argc/argv are the command's flags (ranks check that they all got the same). */
 int train_run(const run_config *c, int argc, char **argv, errbuf *e);
 int eval_run(const run_config *c, int argc, char **argv, errbuf *e);
 

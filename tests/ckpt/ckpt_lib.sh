@@ -45,3 +45,28 @@ same_adapter() {
         "$1/adapter_model.safetensors" --rtol "$3" > "$2.adapter_diff" || { cat "$2.adapter_diff"; return 1; }
     echo "$2: $(tail -n 1 "$2.adapter_diff")"
 }
+
+# wait_for_step DIR STEP: until DIR/metrics.jsonl has logged STEP steps (60 s at most)
+wait_for_step() {
+    _i=0
+    while [ "$(cat "$1/metrics.jsonl" 2>/dev/null | grep -c '"loss"' || true)" -lt "$2" ]; do
+        _i=$((_i + 1))
+        [ $_i -lt 3000 ] || fail "$1: step $2 never logged"
+        sleep 0.02
+    done
+}
+
+# rank_pid DIR RANK: the pid of rank RANK of the run writing into DIR
+# (its --output_dir): the shardtune process with that OMPI_COMM_WORLD_RANK
+rank_pid() {
+    for _p in $(pgrep -f -- "--output_dir $1 " || true); do
+        [ "$(cat "/proc/$_p/comm" 2>/dev/null)" = shardtune ] || continue
+        tr '\0' '\n' < "/proc/$_p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$_p"; return 0; }
+    done
+    fail "no rank $2 writing into $1"
+}
+
+# last_step DIR: the last step of DIR/metrics.jsonl
+last_step() {
+    python3 -c 'import json, sys; print([json.loads(l)["step"] for l in open(sys.argv[1])][-1])' "$1/metrics.jsonl"
+}
