@@ -107,15 +107,16 @@ cluster_mpirun_args() {
 }
 
 # cluster_quickstart DIR: the quick-start job's model and data (jobs/quickstart.sh:
-# the shipped stories260K and UltraChat sample) into DIR/model and DIR/chat;
-# QS_FLAGS: its training flags, cut to a few steps of one row per rank
+# the shipped stories260K and UltraChat sample) into QS_MODEL=DIR/model and
+# QS_DATA=DIR/chat; QS_FLAGS: its other training flags, one row per rank
 cluster_quickstart() {
     "$SHARDTUNE" convert llama2c --checkpoint "$ASSETS/model/stories260K.bin" --tokenizer "$ASSETS/model/tok512.bin" \
         --out "$1/model" > /dev/null
     mkdir -p "$1/chat"
     head -n 14 "$ASSETS/data/ultrachat_200k_sample16.jsonl" > "$1/chat/train.jsonl"
     tail -n 2 "$ASSETS/data/ultrachat_200k_sample16.jsonl" > "$1/chat/test.jsonl"
-    QS_FLAGS="--model_name_or_path $1/model --dataset_name $1/chat --splits train,test --chat_template_format chatml
+    QS_MODEL=$1/model QS_DATA=$1/chat
+    QS_FLAGS="--splits train,test --chat_template_format chatml
         --packing True --dataset_text_field content --add_special_tokens False --append_concat_token False
         --max_seq_len 256 --per_device_train_batch_size 1 --learning_rate 5e-3 --lr_scheduler_type cosine
         --warmup_ratio 0.1 --logging_steps 1 --lora_r 8 --lora_alpha 16 --lora_dropout 0.05
@@ -127,7 +128,93 @@ cluster_quickstart() {
 cluster_train() {
     _name=$1 _hosts=$2 _np=$3
     shift 3
-    on_node node1 timeout 300 "$MPIRUN" $(cluster_mpirun_args) -H "$_hosts" -np "$_np" "$SHARDTUNE" train $QS_FLAGS \
+    on_node node1 timeout 300 "$MPIRUN" $(cluster_mpirun_args) -H "$_hosts" -np "$_np" "$SHARDTUNE" train --model_name_or_path "$QS_MODEL" --dataset_name "$QS_DATA" $QS_FLAGS \
         --output_dir "$CLUSTER_DIR/$_name" "$@" > "$CLUSTER_DIR/$_name.log" 2>&1 ||
         { cat "$CLUSTER_DIR/$_name.log" >&2; fail "$_name: training on $_hosts failed"; }
+}
+
+# cluster_slurm_up NODES...: munge (one key, one socket on the shared disk),
+# slurmctld in head and a slurmd in each node, with CPUs=2 each; waits until
+# the nodes are idle.  Clients run in a node with SLURM_CONF set (exported).
+cluster_slurm_up() {
+    for _t in munged slurmctld slurmd sbatch scontrol; do
+        command -v $_t >/dev/null 2>&1 || [ -x "/usr/sbin/$_t" ] || cluster_skip "$_t is not installed (slurm-wlm, munge)"
+    done
+    _d="$CLUSTER_DIR/slurm"
+    mkdir -p "$_d/state" "$_d/munge"
+    chmod 700 "$_d/munge"
+    dd if=/dev/urandom of="$_d/munge/key" bs=1024 count=1 2>/dev/null
+    chmod 400 "$_d/munge/key"
+    /usr/sbin/munged --foreground --force --socket="$_d/munge/sock" --key-file="$_d/munge/key" \
+        --pid-file="$_d/munge/pid" --log-file="$_d/munge/log" --seed-file="$_d/munge/seed" > "$_d/munged.out" 2>&1 &
+    CLUSTER_PIDS="$CLUSTER_PIDS $!"
+    _nodes=""
+    for _n in "$@"; do
+        mkdir -p "$_d/spool/$_n" "$_d/tmp/$_n"
+        _nodes="$_nodes
+NodeName=$_n NodeAddr=$(node_addr "$_n") CPUs=2 RealMemory=1000 State=UNKNOWN"
+    done
+    _list=$(echo "$@" | tr ' ' ',')
+    # cred_expire: a requeued job waits that long before it starts again
+    # (120 s by default); TmpFS per node: PMIx's per-step directories
+    # would collide on the one /tmp the nodes share
+    cat > "$_d/slurm.conf" <<CONF
+ClusterName=shardtune-test
+SlurmctldHost=head($(node_addr head))
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$_d/munge/sock,cred_expire=5
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$_d/state
+SlurmdSpoolDir=$_d/spool/%n
+SlurmctldPidFile=$_d/slurmctld.pid
+SlurmdPidFile=$_d/slurmd.%n.pid
+SlurmctldLogFile=$_d/slurmctld.log
+SlurmdLogFile=$_d/slurmd.%n.log
+TmpFS=$_d/tmp/%n
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+ReturnToService=2
+MpiDefault=none
+KillWait=30
+MinJobAge=600
+MailProg=/bin/true
+$_nodes
+PartitionName=test Nodes=$_list Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+    export SLURM_CONF="$_d/slurm.conf"
+    on_node head /usr/sbin/slurmctld -D -i -f "$SLURM_CONF" > "$_d/slurmctld.out" 2>&1 &
+    CLUSTER_PIDS="$CLUSTER_PIDS $!"
+    for _n in "$@"; do
+        on_node "$_n" /usr/sbin/slurmd -D -N "$_n" -f "$SLURM_CONF" > "$_d/slurmd.$_n.out" 2>&1 &
+        CLUSTER_PIDS="$CLUSTER_PIDS $!"
+    done
+    _i=0
+    until [ "$(on_node head sinfo -h -o %T -t idle 2>/dev/null | grep -c idle || true)" -ge 1 ] &&
+        [ "$(on_node head sinfo -h -N -t idle -o %N 2>/dev/null | wc -l)" -eq $# ]; do
+        _i=$((_i + 1))
+        [ $_i -lt 100 ] || { cat "$_d"/*.log "$_d"/*.out >&2; fail "Slurm did not come up"; }
+        sleep 0.2
+    done
+}
+
+# slurm_wait JOBID STATE...: until the job's state is one of STATE (120 s at most)
+slurm_wait() {
+    _j=$1
+    shift
+    _i=0
+    while :; do
+        _s=$(on_node head squeue -h -j "$_j" -t all -o %T 2>/dev/null || true)
+        for _w in "$@"; do [ "$_s" = "$_w" ] && return 0; done
+        _i=$((_i + 1))
+        [ $_i -lt 600 ] || fail "job $_j: still $_s after 120 s"
+        sleep 0.2
+    done
 }
