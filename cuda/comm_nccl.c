@@ -309,6 +309,9 @@ comm *comm_nccl_create(comm *mpi, backend *be, errbuf *e)
         c->rank[g] = mpi->rank[g];
         c->size[g] = mpi->size[g];
     }
+    c->n_nodes = mpi->n_nodes;
+    c->node_ranks_min = mpi->node_ranks_min;
+    c->node_ranks_max = mpi->node_ranks_max;
     c->overlap_unmeasured = 1;
     c->all_gather = nccl_all_gather;
     c->reduce_scatter = nccl_reduce_scatter;

@@ -819,20 +819,19 @@ void accel_config_describe(const accel_config *c, char *buf, size_t n_bytes)
         snprintf(procs, sizeof procs, "%d", c->num_processes);
     if (!c->distributed_fsdp) {
         snprintf(buf, n_bytes,
-                 "data parallel without FSDP (NO_SHARD), mixed_precision %s, num_processes %s, "
-                 "num_machines %d, machine_rank %d",
-                 c->mixed_precision, procs, c->num_machines, c->machine_rank);
+                 "data parallel without FSDP (NO_SHARD), mixed_precision %s, num_processes %s",
+                 c->mixed_precision, procs);
         return;
     }
     snprintf(buf, n_bytes,
              "FSDP %s, backward_prefetch %s, forward_prefetch %s, offload_params %s, "
              "cpu_ram_efficient_loading %s, sync_module_states %s, state_dict %s, "
              "use_orig_params %s, activation_checkpointing %s, mixed_precision %s, "
-             "num_processes %s, num_machines %d, machine_rank %d",
+             "num_processes %s",
              fsdp_strategy_name(c->sharding_strategy),
              fsdp_backward_prefetch_name(c->backward_prefetch), c->forward_prefetch ? "on" : "off",
              c->offload_params ? "on" : "off", c->cpu_ram_efficient_loading ? "on" : "off",
              c->sync_module_states ? "on" : "off", fsdp_state_dict_type_name(c->state_dict_type),
              c->use_orig_params ? "on" : "off", c->activation_checkpointing ? "on" : "off",
-             c->mixed_precision, procs, c->num_machines, c->machine_rank);
+             c->mixed_precision, procs);
 }

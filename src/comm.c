@@ -1,5 +1,6 @@
 /* comm.c: what every communicator shares: traffic counting and the
  * overlap measure (see comm.h). */
+#include <stdio.h>
 #include "comm.h"
 
 void comm_count_sent(comm *c, comm_op_kind kind, comm_group g, size_t n_bytes, int root)
@@ -52,4 +53,12 @@ const char *comm_op_name(comm_op_kind k)
 {
     static const char *const names[COMM_N_OPS] = {"all_gather", "reduce_scatter", "all_reduce", "broadcast"};
     return names[k];
+}
+
+void comm_describe_nodes(const comm *c, char *buf, size_t n_bytes)
+{
+    if (c->node_ranks_min == c->node_ranks_max)
+        snprintf(buf, n_bytes, "%d node(s) x %d", c->n_nodes, c->node_ranks_min);
+    else
+        snprintf(buf, n_bytes, "%d node(s) of %d to %d", c->n_nodes, c->node_ranks_min, c->node_ranks_max);
 }

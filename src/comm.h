@@ -35,6 +35,10 @@ typedef struct comm comm;
 
 struct comm {
     int rank[COMM_N_GROUPS], size[COMM_N_GROUPS];
+    /* The nodes the world found: groups of ranks sharing memory (or
+     * SHARDTUNE_RANKS_PER_NODE's blocks), and the fewest and most ranks
+     * on one of them.  What the run reports, not accelerate's num_machines. */
+    int n_nodes, node_ranks_min, node_ranks_max;
     /* traffic and overlap, for the end-of-run summary */
     size_t bytes_sent[COMM_N_OPS];  /* algorithmic bytes this rank sent (ring) */
     size_t n_calls[COMM_N_OPS];
@@ -76,6 +80,10 @@ comm *comm_sim_create(comm_layout layout, int world, int ranks_per_node);
 /* Adds one collective to c's traffic count: n_bytes is the per-rank
  * payload (gather, reduce-scatter, broadcast) or the buffer (all-reduce);
  * the count is what a ring algorithm sends from this rank. */
+/* "2 node(s) x 4" (or "3 node(s) of 1 to 4" ranks): where the
+ * world runs, for the run's summary and the plan. */
+void comm_describe_nodes(const comm *c, char *buf, size_t n_bytes);
+
 void comm_count_sent(comm *c, comm_op_kind kind, comm_group g, size_t n_bytes, int root);
 
 /* Bytes of one element of dt. */

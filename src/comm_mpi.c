@@ -265,6 +265,8 @@ comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e)
     int min_size = node_size, max_size = node_size;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &min_size, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &max_size, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    int n_nodes = node_rank == 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &n_nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
     if (layout == COMM_SHARD_NODE && min_size != max_size) {
         MPI_Comm_free(&node);
         err_set(e, "HYBRID_SHARD needs the same number of ranks on every node (found %d to %d)", min_size, max_size);
@@ -274,6 +276,9 @@ comm *comm_mpi_create(comm_layout layout, int async_thread, errbuf *e)
     comm *c = xcalloc(1, sizeof *c);
     mpi_impl *im = xcalloc(1, sizeof *im);
     c->impl = im;
+    c->n_nodes = n_nodes;
+    c->node_ranks_min = min_size;
+    c->node_ranks_max = max_size;
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &im->groups[COMM_WORLD]));
     switch (layout) {
     case COMM_SHARD_WORLD:

@@ -40,6 +40,8 @@ comm *comm_sim_create(comm_layout layout, int world, int ranks_per_node)
     c->size[COMM_WORLD] = world;
     c->size[COMM_SHARD] = layout == COMM_SHARD_WORLD ? world : layout == COMM_SHARD_NONE ? 1 : node;
     c->size[COMM_REPLICA] = world / c->size[COMM_SHARD];
+    c->n_nodes = world / node;
+    c->node_ranks_min = c->node_ranks_max = node;
     c->all_gather = sim_all_gather;
     c->reduce_scatter = sim_reduce_scatter;
     c->all_reduce = sim_all_reduce;

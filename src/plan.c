@@ -226,8 +226,9 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
         frozen_total += m.units[ui].n_storage_bytes;
         n_frozen += m.units[ui].n_frozen_elems;
     }
-    char desc[512];
+    char desc[512], nodes[96];
     accel_config_describe(&acc, desc, sizeof desc);
+    comm_describe_nodes(cm, nodes, sizeof nodes);
     const char *layout = !cuda ? "cpu" : bf16 ? "cuda-bf16" : "cuda-fp32";
     /* a node's ranks: --ranks_per_node, else all of them on one node */
     const int per_node = c->ranks_per_node > 0 && c->ranks_per_node < c->num_processes ? c->ranks_per_node
@@ -253,8 +254,8 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
                c->model_name_or_path, cfg.n_layers, cfg.hidden_size, n_frozen, gib(frozen_total), storage_dtype_name(dt),
                four_bit ? ", linear layers " : "", four_bit ? storage_dtype_name(q4) : "",
                model_n_trainable(&m), lc.r);
-        printf("  %d rank(s), %s; shard group %d, replica group %d\n", c->num_processes, desc, f.shard_size,
-               f.replica_size);
+        printf("  %d rank(s) = %s, %s; shard group %d, replica group %d\n", c->num_processes, nodes, desc,
+               f.shard_size, f.replica_size);
         printf("  micro-batch %d x %d tokens, %d accumulation steps, gradient checkpointing %s\n", B, T, G,
                c->gradient_checkpointing ? "on" : "off");
         printf("peak bytes per rank (GiB; %s):\n",

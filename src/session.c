@@ -209,6 +209,12 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
         return -1;
     if (s->rank == 0 && c->config_file)
         accel_config_print_notes(&s->acc);
+    /* Ranks find their node from MPI; accelerate's num_machines and
+     * machine_rank are only checked against the world size. */
+    if (s->rank == 0 && c->config_file && s->acc.num_machines != s->cm->n_nodes)
+        log_info("note: %s says num_machines %d but MPI found %d node(s); shardtune uses what MPI reports "
+                 "(num_machines and machine_rank are not used)",
+                 c->config_file, s->acc.num_machines, s->cm->n_nodes);
     if (open_backend(s, c, e) != 0)
         return -1;
     const char *profile = getenv("SHARDTUNE_PROFILE");
@@ -356,9 +362,11 @@ static void write_json(const session *s, const uint64_t *all, double hidden, FIL
 
 static void print_table(const session *s, const uint64_t *all, double hidden)
 {
-    char desc[512], line[1024];
+    char desc[512], nodes[96], line[1024];
     accel_config_describe(&s->acc, desc, sizeof desc);
-    log_info("%d rank(s), %s; shard group %d, replica group %d", s->world, desc, s->f.shard_size, s->f.replica_size);
+    comm_describe_nodes(s->cm, nodes, sizeof nodes);
+    log_info("%d rank(s) = %s, %s; shard group %d, replica group %d", s->world, nodes, desc, s->f.shard_size,
+             s->f.replica_size);
     for (int row = 0; row < N_STATS; row++) {
         if (row == STAT_PEAK)
             log_info("peak memory per rank (MiB, %s backend):", s->be->name);

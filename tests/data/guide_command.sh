@@ -49,7 +49,7 @@ OMP_NUM_THREADS=1 timeout 600 "$MPIRUN" -np 8 "$SHARDTUNE" train --config_file "
 --lora_dropout 0.1 \
 --lora_target_modules "all-linear" \
 --use_4bit_quantization False > "$SCRATCH/log" 2>&1 || { cat "$SCRATCH/log"; fail "the guide's command failed"; }
-grep -q "8 rank(s), FSDP FULL_SHARD" "$SCRATCH/log" || fail "not 8 FULL_SHARD ranks"
+grep -q "8 rank(s) = 1 node(s) x 8, FSDP FULL_SHARD" "$SCRATCH/log" || fail "not 8 FULL_SHARD ranks"
 grep -q "eval_loss" "$SCRATCH/out/metrics.jsonl" || fail "no evaluation at the epoch's end"
 [ -f "$SCRATCH/out/checkpoint-1.h5" ] && [ -f "$SCRATCH/out/adapter_model.safetensors" ] || fail "no checkpoint or adapter"
 grep "^note" "$SCRATCH/log" | sort -u

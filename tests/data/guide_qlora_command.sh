@@ -65,7 +65,7 @@ OMP_NUM_THREADS=1 timeout 600 "$MPIRUN" -np 2 "$SHARDTUNE" train --config_file "
 --use_nested_quant True \
 --bnb_4bit_compute_dtype "bfloat16" \
 --bnb_4bit_quant_storage_dtype "bfloat16" > "$SCRATCH/log" 2>&1 || { cat "$SCRATCH/log"; fail "the guide's QLoRA command failed"; }
-grep -q "2 rank(s), FSDP FULL_SHARD.*offload_params on" "$SCRATCH/log" || fail "not 2 FULL_SHARD ranks with offload"
+grep -q "2 rank(s) = 1 node(s) x 2, FSDP FULL_SHARD.*offload_params on" "$SCRATCH/log" || fail "not 2 FULL_SHARD ranks with offload"
 grep "^4-bit: linear weights as nf4 with nested absmax, blocks of 64" "$SCRATCH/log" || fail "no 4-bit line"
 [ -f "$SCRATCH/out/checkpoint-3.h5" ] && [ -f "$SCRATCH/out/adapter_model.safetensors" ] || fail "no checkpoint or adapter"
 "$PY" - "$SCRATCH/out/metrics.jsonl" > "$SCRATCH/metrics.txt" <<'PY' || { cat "$SCRATCH/metrics.txt"; fail "metrics"; }
