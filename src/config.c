@@ -79,6 +79,7 @@ static const flag_def flags[] = {
     {"warmup_steps", F_INT, OFF(warmup_steps), "0", TRAIN, "warmup steps (wins over warmup_ratio when > 0)"},
     {"weight_decay", F_DOUBLE, OFF(weight_decay), "0", TRAIN, "AdamW decoupled weight decay"},
     {"max_grad_norm", F_DOUBLE, OFF(max_grad_norm), "1.0", TRAIN, "global gradient-norm clipping (0: off)"},
+    {"max_bad_steps", F_INT, OFF(max_bad_steps), "3", TRAIN, "a step whose loss or grad norm is NaN or inf is skipped; this many in a row stop the run, saving the last good state"},
     {"adam_beta1", F_DOUBLE, OFF(adam_beta1), "0.9", TRAIN, "AdamW beta1"},
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
@@ -250,6 +251,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
             return err_set(e, "--warmup_steps: must not be negative");
         if (c->max_steps <= 0 && c->num_train_epochs <= 0)
             return err_set(e, "--num_train_epochs: must be positive when --max_steps is not set");
+        if (c->max_bad_steps < 1)
+            return err_set(e, "--max_bad_steps: must be at least 1");
         if (c->logging_steps < 1)
             return err_set(e, "--logging_steps: must be at least 1");
         if (!c->use_peft_lora)

@@ -43,6 +43,7 @@ typedef struct run_config {
     int warmup_steps;
     double weight_decay;
     double max_grad_norm;
+    int max_bad_steps;          /* non-finite steps in a row that stop the run (bad_steps.h) */
     double adam_beta1, adam_beta2, adam_epsilon;
     int seed;
     char *device;               /* cpu | cuda | auto */

@@ -18,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bad_steps.h"
 #include "checkpoint.h"
+#include "fault_inject.h"
 #include "flops.h"
 #include "optim.h"
 #include "peft_adapter.h"
@@ -268,6 +270,22 @@ static int save_checkpoint(session *s, const optimizer *opt, const run_config *c
     return 0;
 }
 
+/* The run stops after --max_bad_steps bad steps in a row: the last good
+ * state (the parameters and moments untouched since step `good`) goes to
+ * checkpoint-GOOD.h5, so that a resumed run retries the bad steps' batches.
+ * When this run already saved exactly that state, it is kept as it is. */
+static int save_last_good(session *s, const optimizer *opt, const run_config *c, const step_plan *plan, int good,
+                          int saved_step, const char *config_json, char *path, size_t n_bytes, errbuf *e)
+{
+    snprintf(path, n_bytes, "%s/checkpoint-%d.h5", c->output_dir, good);
+    if (saved_step == good) {
+        char name[64];
+        snprintf(name, sizeof name, "checkpoint-%d.h5", good);
+        return s->rank == 0 ? ckpt_mark_latest(c->output_dir, name, c->save_total_limit, e) : 0;
+    }
+    return save_checkpoint(s, opt, c, plan, good, config_json, e);
+}
+
 int train_run(const run_config *c, int argc, char **argv, errbuf *e)
 {
     int sched_id = lr_schedule_from_name(c->lr_scheduler_type);
@@ -329,6 +347,9 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
                            : !strcmp(c->save_strategy, "epoch") ? (int)plan.steps_per_epoch
                                                                 : 0;
+    bad_steps bad;
+    bad_steps_init(&bad, c->max_bad_steps, start_step);
+    int saved_step = -1; /* the step of this run's newest checkpoint */
     progress prog;
     start_progress(&prog, &s, c, start_step, plan.total_steps);
     double t_start = monotonic_seconds(), t_log = t_start, tokens_since_log = 0.0;
@@ -336,25 +357,31 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         double n_targets, n_tokens, row_len;
         double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens, &row_len);
         tokens_since_log += n_tokens;
+        fault_poison_grads(&s.f, step + 1, s.rank, s.world); /* a test hook (fault_inject.h) */
         double grad_norm = fsdp_finish_grads(&s.f);
-        optim_clip(&opt, s.be, s.f.grad_shards, grad_norm, c->max_grad_norm);
         double lr = c->learning_rate * lr_schedule_factor(sched, step, plan.warmup_steps, plan.total_steps);
-        optim_step(&opt, s.be, s.f.param_shards, s.f.grad_shards, (float)lr);
-
         double loss = n_targets > 0 ? loss_sum / n_targets : 0.0;
-        if (!isfinite(loss) || !isfinite(grad_norm)) {
-            err_set(e, "step %d: loss %g, grad norm %g: training diverged (lower --learning_rate?)", step + 1, loss,
-                    grad_norm);
+        double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
+        /* judged before anything is applied: a bad step changes nothing */
+        step_verdict verdict = bad_steps_judge(&bad, &log, step + 1, ep, loss, grad_norm);
+        if (verdict == STEP_STOP) {
+            char kept[4200];
+            if (save_last_good(&s, &opt, c, &plan, bad.last_good, saved_step, config_json, kept, sizeof kept, e) == 0)
+                bad_steps_refuse(&bad, step + 1, loss, grad_norm, kept, e);
             goto out;
         }
-        const int log_now = (step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps;
+        if (verdict == STEP_APPLY) {
+            optim_clip(&opt, s.be, s.f.grad_shards, grad_norm, c->max_grad_norm);
+            optim_step(&opt, s.be, s.f.param_shards, s.f.grad_shards, (float)lr);
+        }
+        const int log_now = verdict == STEP_APPLY && ((step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps);
         double t = monotonic_seconds();
         double tps = tokens_since_log / (t - t_log > 1e-9 ? t - t_log : 1e-9);
-        double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
-        progress_step(&prog,
-                      &(progress_step_info){step + 1, ep, loss, lr, grad_norm, n_tokens, row_len, tps,
-                                            s.be->peak_total_bytes},
-                      log_now);
+        if (verdict == STEP_APPLY)
+            progress_step(&prog,
+                          &(progress_step_info){step + 1, ep, loss, lr, grad_norm, n_tokens, row_len, tps,
+                                                s.be->peak_total_bytes},
+                          log_now);
         if (log_now) {
             if (train_log_step(&log, step + 1, ep, loss, lr, grad_norm, tps, progress_mfu(&prog, row_len, tps),
                                s.be->peak_total_bytes, e) != 0)
@@ -373,12 +400,15 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             progress_live(&prog, "saving checkpoint-%d.h5 ...", step + 1);
             if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
                 goto out;
+            saved_step = step + 1;
             if (s.rank == 0)
                 plot_train_draw(c->output_dir, 0);
         }
     }
     progress_end(&prog);
     log_info("trained %d steps in %.1f s", plan.total_steps, monotonic_seconds() - t_start);
+    if (bad.total)
+        log_info("%d step(s) skipped for a non-finite loss or gradient norm (see metrics.jsonl)", bad.total);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
         goto out;
     if (s.rank == 0 && run_data_save_tokenizer(&rd, c->output_dir, e) != 0)
