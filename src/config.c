@@ -95,6 +95,7 @@ static const flag_def flags[] = {
     {"save_strategy", F_STRING, OFF(save_strategy), "steps", CMD_TRAIN, "no, steps or epoch: HDF5 checkpoints in --output_dir"},
     {"save_steps", F_INT, OFF(save_steps), "500", CMD_TRAIN, "with --save_strategy steps: every N steps"},
     {"save_total_limit", F_INT, OFF(save_total_limit), "0", CMD_TRAIN, "keep at most N checkpoints (0: all)"},
+    {"save_on_error", F_STRING, OFF(save_on_error), "stop", CMD_TRAIN, "stop or continue: what training does when a checkpoint cannot be saved (a full disk); the previous checkpoint and latest are kept either way"},
     {"resume_from_checkpoint", F_STRING, OFF(resume_from_checkpoint), NULL, CMD_TRAIN, "a checkpoint file, or latest (in --output_dir)"},
     GROUP("FSDP and devices"),
     {"config_file", F_STRING, OFF(config_file), NULL, MODEL_CMDS, "accelerate config file (YAML), e.g. jobs/configs/fsdp_config.yaml"},
@@ -281,6 +282,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
     if (cmd == CMD_TRAIN && strcmp(c->save_strategy, "no") && strcmp(c->save_strategy, "steps") &&
         strcmp(c->save_strategy, "epoch"))
         return err_set(e, "--save_strategy: '%s' is not one of no, steps, epoch", c->save_strategy);
+    if (cmd == CMD_TRAIN && strcmp(c->save_on_error, "stop") && strcmp(c->save_on_error, "continue"))
+        return err_set(e, "--save_on_error: '%s' is not one of stop, continue", c->save_on_error);
     if (cmd == CMD_TRAIN && (c->save_steps < 1 || c->save_total_limit < 0))
         return err_set(e, "--save_steps must be >= 1 and --save_total_limit >= 0");
     if (cmd == CMD_TRAIN && c->eval_steps < 0)

@@ -32,6 +32,7 @@ typedef struct run_config {
     char *save_strategy;        /* no | steps | epoch */
     int save_steps;
     int save_total_limit;       /* 0: keep every checkpoint */
+    char *save_on_error;        /* stop | continue: after a failed checkpoint save */
     char *resume_from_checkpoint; /* a checkpoint file, or "latest" in --output_dir */
     int eval_steps;             /* 0: logging_steps, as transformers */
     int gradient_accumulation_steps;

@@ -1,9 +1,13 @@
 /* fault_inject.c: test hooks (see fault_inject.h). */
 #include "fault_inject.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int fault_nan_step(int step)
 {
@@ -30,4 +34,40 @@ void fault_poison_grads(fsdp *f, int step, int rank, int world)
             f->be->copy_to_device(f->be, f->grad_shards[i], &nan, sizeof nan);
             return;
         }
+}
+
+static int env_step(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : -1;
+}
+
+void fault_kill_during_save(int step, int rank, int world)
+{
+    if (env_step("SHARDTUNE_FAULT_KILL_SAVE") == step && rank == world - 1)
+        raise(SIGKILL);
+}
+
+int fault_fill_disk(int step, int rank, const char *dir)
+{
+    if (rank != 0 || env_step("SHARDTUNE_FAULT_FILL_DISK") != step)
+        return -1;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fault-fill-disk", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    unlink(path);
+    static const char block[65536];
+    size_t n = sizeof block;
+    while (n >= 512) /* to the last block the file system gives */
+        if (write(fd, block, n) < 0)
+            n /= 2;
+    return fd;
+}
+
+void fault_fill_disk_end(int fd)
+{
+    if (fd >= 0)
+        close(fd);
 }

@@ -398,9 +398,12 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         }
         if (save_every && (step + 1) % save_every == 0) {
             progress_live(&prog, "saving checkpoint-%d.h5 ...", step + 1);
-            if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
+            if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) == 0)
+                saved_step = step + 1;
+            else if (strcmp(c->save_on_error, "continue") != 0)
                 goto out;
-            saved_step = step + 1;
+            else /* the previous checkpoint and latest stand; the next save tries again */
+                log_info("%s; training goes on (--save_on_error continue)", e->msg);
             if (s.rank == 0)
                 plot_train_draw(c->output_dir, 0);
         }

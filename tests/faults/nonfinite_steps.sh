@@ -43,18 +43,8 @@ cmp "$SCRATCH/skip/adapter_model.safetensors" "$SCRATCH/nobatch3/adapter_model.s
 echo "skip: steps 4-8 and adapter equal the run resumed past batch 3"
 
 # three in a row stop the run; the save at step 4 falls on a bad step
-if SHARDTUNE_FAULT_NAN_STEPS=3,4,5 timeout 300 "$MPIRUN" -np 2 "$SHARDTUNE" train --model_name_or_path "$SCRATCH/m" \
-    --dataset_name "$SCRATCH/m/data.jsonl" --max_seq_len 32 --output_dir "$SCRATCH/stop" \
-    --per_device_train_batch_size 1 --learning_rate 1e-2 --lr_scheduler_type cosine --warmup_steps 2 \
-    --logging_steps 1 --lora_r 4 --lora_alpha 8 --lora_dropout 0.1 --lora_target_modules all-linear --seed 3 \
-    --gradient_accumulation_steps 6 --max_steps 8 --save_steps 4 > "$SCRATCH/stop.log" 2> "$SCRATCH/stop.err"; then
-    fail "the run with 3 bad steps in a row succeeded"
-fi
-# each rank says it (die(): "rank N: "), the same line
-[ "$(grep "shardtune: error:" "$SCRATCH/stop.err" | sed 's/rank [0-9]*: //' | sort -u | wc -l)" = 1 ] ||
-    { cat "$SCRATCH/stop.err"; fail "not one error line"; }
-grep -q "shardtune: error: rank 0: step 5: loss .*, grad norm nan: 3 non-finite steps in a row (--max_bad_steps 3): training diverged (lower --learning_rate?); the last good state, step 2, is in .*/stop/checkpoint-2.h5$" \
-    "$SCRATCH/stop.err" || fail "the stop message"
+SHARDTUNE_FAULT_NAN_STEPS=3,4,5 ckpt_train_fails stop 2 6 --save_steps 4
+one_error stop "step 5: loss .*, grad norm nan: 3 non-finite steps in a row (--max_bad_steps 3): training diverged (lower --learning_rate?); the last good state, step 2, is in .*/stop/checkpoint-2.h5$"
 [ "$(cat "$SCRATCH/stop/latest")" = checkpoint-2.h5 ] || fail "latest is $(cat "$SCRATCH/stop/latest")"
 [ ! -e "$SCRATCH/stop/adapter_model.safetensors" ] || fail "a stopped run wrote an adapter"
 state same "$SCRATCH/ref/checkpoint-2.h5" "$SCRATCH/stop/checkpoint-2.h5" || fail "the saved last good state"
@@ -65,15 +55,8 @@ grep -q "resumed from .*checkpoint-2.h5 at step 2" "$SCRATCH/stop.log" || fail "
 cmp "$SCRATCH/ref/adapter_model.safetensors" "$SCRATCH/stop/adapter_model.safetensors" || fail "adapters differ"
 
 # --max_bad_steps 1 right after a save of the same state: that checkpoint is kept, not written again
-if SHARDTUNE_FAULT_NAN_STEPS=3 timeout 300 "$MPIRUN" -np 2 "$SHARDTUNE" train --model_name_or_path "$SCRATCH/m" \
-    --dataset_name "$SCRATCH/m/data.jsonl" --max_seq_len 32 --output_dir "$SCRATCH/one" \
-    --per_device_train_batch_size 1 --learning_rate 1e-2 --lr_scheduler_type cosine --warmup_steps 2 \
-    --logging_steps 1 --lora_r 4 --lora_alpha 8 --lora_dropout 0.1 --lora_target_modules all-linear --seed 3 \
-    --gradient_accumulation_steps 6 --max_steps 8 --save_steps 2 --max_bad_steps 1 > "$SCRATCH/one.log" 2>&1; then
-    fail "the run with --max_bad_steps 1 went on"
-fi
-grep -q "step 3: .*1 non-finite steps in a row (--max_bad_steps 1).* step 2, is in .*/one/checkpoint-2.h5" \
-    "$SCRATCH/one.log" || fail "the --max_bad_steps 1 message"
+SHARDTUNE_FAULT_NAN_STEPS=3 ckpt_train_fails one 2 6 --max_bad_steps 1
+one_error one "step 3: .*1 non-finite steps in a row (--max_bad_steps 1).* step 2, is in .*/one/checkpoint-2.h5$"
 [ "$(grep -c "checkpoint .*/checkpoint-2.h5: .* written" "$SCRATCH/one.log")" = 1 ] || fail "checkpoint-2 written twice"
 state same "$SCRATCH/ref/checkpoint-2.h5" "$SCRATCH/one/checkpoint-2.h5" || fail "the kept checkpoint"
 echo PASS
