@@ -28,6 +28,7 @@
 #include "progress.h"
 #include "rng.h"
 #include "run_data.h"
+#include "run_lock.h"
 #include "session.h"
 #include "train_log.h"
 
@@ -299,6 +300,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     sampler smp = {0};
     optimizer opt = {0};
     train_log log = {0};
+    run_lock lock = {.fd = -1};
     char *config_json = NULL;
     const int do_eval = strcmp(c->eval_strategy, "no") != 0;
     if (open_run(&s, &rd, &data, c, 1, argc, argv, e) != 0)
@@ -315,6 +317,8 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             err_set(e, "--output_dir %s: cannot create: %s", c->output_dir, strerror(errno));
             goto out;
         }
+        if (run_lock_take(&lock, c->output_dir, e) != 0)
+            goto out;
     }
 
     const int B = c->per_device_train_batch_size;
@@ -435,6 +439,7 @@ out:
     session_close(&s);
     run_data_free(&rd);
     free(config_json);
+    run_lock_release(&lock);
     return rc;
 }
 
