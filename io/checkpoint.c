@@ -454,7 +454,7 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
         *slash = '\0';
     else
         snprintf(dir, sizeof dir, ".");
-    int filler = -1;
+    int filler = -1, n_written = 0;
     save_error se = {.rank = -1};
     off_t metadata_bytes;
     const off_t bound = size_bound(f, meta->layout, config_json ? strlen(config_json) : 2, &metadata_bytes);
@@ -503,7 +503,7 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
                                 kind_buffer(f, o, kind, ui), sl);
             for (int i = 0; i < n && rc == 0; i++) {
                 rc = write_slice(f, file, dxpl, &sl[i], owner, &se);
-                fault_kill_during_save(meta->global_step, rank, world);
+                fault_kill_during_save(meta->global_step, rank, world, ++n_written);
                 if (filler < 0) /* test hooks (fault_inject.h) */
                     filler = fault_fill_disk(meta->global_step, rank, dir);
             }

@@ -1,12 +1,15 @@
 /* fault_inject.c: test hooks (see fault_inject.h). */
 #include "fault_inject.h"
 
+#include "fsdp.h"
+
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int fault_nan_step(int step)
@@ -42,10 +45,36 @@ static int env_step(const char *name)
     return v && *v ? atoi(v) : -1;
 }
 
-void fault_kill_during_save(int step, int rank, int world)
+static void die_now(int rank, const char *where)
 {
-    if (env_step("SHARDTUNE_FAULT_KILL_SAVE") == step && rank == world - 1)
-        raise(SIGKILL);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    fprintf(stderr, "fault: rank %d SIGKILLs itself %s at %lld.%09ld\n", rank, where, (long long)t.tv_sec, t.tv_nsec);
+    fflush(stderr);
+    raise(SIGKILL);
+}
+
+void fault_kill_during_save(int step, int rank, int world, int n_written)
+{
+    const char *v = getenv("SHARDTUNE_FAULT_KILL_SAVE");
+    int at = -1, who = world - 1, nth = 1;
+    if (!v || sscanf(v, "%d:%d:%d", &at, &who, &nth) < 1)
+        return;
+    if (at == step && rank == who && n_written == nth)
+        die_now(rank, "during a checkpoint save");
+}
+
+void fault_kill_in_collective(int rank)
+{
+    static long countdown = -2; /* -2: not read yet, -1: not this rank or off */
+    if (countdown == -2) {
+        const char *v = getenv("SHARDTUNE_FAULT_KILL_COLLECTIVE");
+        int who;
+        long nth;
+        countdown = v && sscanf(v, "%d:%ld", &who, &nth) == 2 && who == rank && nth > 0 ? nth : -1;
+    }
+    if (countdown > 0 && --countdown == 0)
+        die_now(rank, "as a collective starts");
 }
 
 int fault_fill_disk(int step, int rank, const char *dir)
