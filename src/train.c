@@ -26,6 +26,7 @@
 #include "peft_adapter.h"
 #include "plot_train.h"
 #include "progress.h"
+#include "rank_agree.h"
 #include "rng.h"
 #include "run_data.h"
 #include "run_lock.h"
@@ -188,7 +189,14 @@ static int open_run(session *s, run_data *rd, dataset *data, const run_config *c
     if (session_open(s, c, want_lora, rd->vocab_size, argc, argv, e) != 0)
         return -1;
     s->m.cfg.pad_token_id = run_data_pad_id(rd, s->m.cfg.pad_token_id);
-    return dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e);
+    if (dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e) != 0)
+        return -1;
+    /* a node with another copy of the data would train apart silently */
+    char what[4400];
+    snprintf(what, sizeof what, "read other data than rank 0 (--dataset_name %s: the tokenized rows differ)",
+             c->dataset_name);
+    const uint64_t mine = rank_agree_dataset(data);
+    return rank_agree_check(s->cm, &mine, 1, (const char *const[]){what}, e);
 }
 
 /* The progress line: live on a terminal; the FLOP count of this model and

@@ -1,4 +1,4 @@
 # Faults injected on purpose: non-finite steps, a full disk during a save,
 # stale locks, ranks killed, ranks that disagree.
-TESTS += tests/faults/nonfinite_steps.sh tests/faults/disk_full.sh tests/faults/stale_lock.sh tests/faults/kill_rank.sh
-EXTRA_DIST += tests/faults/nonfinite_steps.sh tests/faults/disk_full.sh tests/faults/stale_lock.sh tests/faults/kill_rank.sh tests/faults/ckpt_state.py tests/faults/kill_lib.sh
+TESTS += tests/faults/nonfinite_steps.sh tests/faults/disk_full.sh tests/faults/stale_lock.sh tests/faults/kill_rank.sh tests/faults/ranks_disagree.sh
+EXTRA_DIST += tests/faults/nonfinite_steps.sh tests/faults/disk_full.sh tests/faults/stale_lock.sh tests/faults/kill_rank.sh tests/faults/ranks_disagree.sh tests/faults/ckpt_state.py tests/faults/kill_lib.sh
