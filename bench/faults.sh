@@ -22,17 +22,18 @@ export top_srcdir top_builddir MPIRUN
 keep=$(mktemp -d "${TMPDIR:-/tmp}/shardtune-faults.XXXXXX") # failed trials' logs
 
 seed=${SHARDTUNE_FAULT_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
-echo "bench/faults.sh: commit $(git -C "$top" rev-parse --short HEAD), $(date -u +%Y-%m-%d), $trials trials per kind, seed $seed, $(nproc) CPUs"
+echo "bench/faults.sh: commit $(git -C "$top" rev-parse --short HEAD), $(date -u +%Y-%m-%d), $trials trials per kind, seed $seed, $(getconf _NPROCESSORS_ONLN) CPUs"
 kill_setup
 echo "uninterrupted run: $REF_MS ms"
 i=0
 for kind in "$@"; do
-    kept=0 worst=0 from_start=0 from_ckpt=0
+    kept=0 worst=0 from_start=0 from_ckpt=0 no_kill=0
     for n in $(seq 1 "$trials"); do
         i=$((i + 1))
         # a subshell per trial: a broken promise (fail) ends it alone
         if line=$(KILL_SEED=$((seed * 1000 + i)) && kill_trial "$kind" "$n" 2>&1 | tail -n 1) &&
             case $line in "trial "*) true ;; *) false ;; esac; then
+            case $line in *"no kill"*) no_kill=$((no_kill + 1)); echo "$line"; continue ;; esac
             kept=$((kept + 1))
             secs=$(echo "$line" | sed 's/.*all ranks ended \([0-9.]*\) s.*/\1/')
             worst=$(awk "BEGIN{print ($secs > $worst) ? $secs : $worst}")
@@ -44,6 +45,6 @@ for kind in "$@"; do
         echo "$line"
         rm -rf "${SCRATCH:?}/$kind.$n" "$SCRATCH/$kind.$n".*
     done
-    echo "tally $kind: $kept/$trials promises kept; other ranks ended within $worst s at worst (bound $KILL_BOUND s); resumed from a checkpoint $from_ckpt, from the start $from_start"
+    echo "tally $kind: $kept/$((trials - no_kill)) promises kept ($no_kill trials ended before their kill); other ranks ended within $worst s at worst (bound $KILL_BOUND s); resumed from a checkpoint $from_ckpt, from the start $from_start"
 done
 rmdir "$keep" 2> /dev/null || true

@@ -52,15 +52,15 @@ kill_trial() {
     what=""
     case $kind in
     train)
-        rnd $((REF_MS > 400 ? REF_MS - 200 : 200))
-        delay_ms=$((200 + R))
+        rnd $((REF_MS > 400 ? REF_MS * 3 / 4 - 100 : 200)) # inside the run, start-up included
+        delay_ms=$((100 + R))
         what="rank $rank after ${delay_ms} ms"
         fsdp_run "$name" "$KILL_NP" "$SCRATCH/m" --gradient_accumulation_steps "$KILL_G" --max_steps 8 --save_steps 2 &
         runner=$!
         sleep "$(awk "BEGIN{print $delay_ms / 1000}")"
         victim=$(trial_pids "$name" "$rank")
         t_kill=$(date +%s.%N)
-        [ -n "$victim" ] && kill -KILL $victim 2> /dev/null || what="$what (the run had ended)"
+        [ -n "$victim" ] && kill -KILL $victim 2> /dev/null || what="$what (no kill: the run had ended)"
         if wait "$runner"; then status=0; else status=$?; fi
         ;;
     collective)
