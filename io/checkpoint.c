@@ -562,6 +562,17 @@ int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *
     for (int i = 0; i < 6 && rc == 0; i++)
         if (attr_read(file, int_names[i], H5T_NATIVE_INT64, &ints[i]) != 0)
             rc = err_set(e, "%s: attribute %s is missing", path, int_names[i]);
+    /* the counts in their ranges: a step beyond int would wrap into another
+     * step, a negative one send the training loop backwards (found by
+     * fuzz_checkpoint); the seed is any int64 */
+    static const int64_t least[6] = {0, 0, 1, 0, INT64_MIN, 1};
+    for (int i = 0; i < 6 && rc == 0; i++)
+        if (i != 4 && (ints[i] < least[i] || ints[i] > INT_MAX))
+            rc = err_set(e, "%s: attribute %s is %lld, not in [%lld, %d]", path, int_names[i], (long long)ints[i],
+                         (long long)least[i], INT_MAX);
+    if (rc == 0 && ints[3] > ints[0])
+        rc = err_set(e, "%s: adam_step %lld is more than global_step %lld", path, (long long)ints[3],
+                     (long long)ints[0]);
     if (rc == 0) {
         meta->layout = strcmp(text, "full") == 0 ? CKPT_FULL : CKPT_SHARDED;
         meta->global_step = (int)ints[0], meta->epoch = (int)ints[1], meta->steps_per_epoch = (int)ints[2];

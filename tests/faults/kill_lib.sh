@@ -7,7 +7,8 @@
 # - the newest complete checkpoint (`latest`) loads, and the run resumed from
 #   it (or started again, when the kill came before the first save) has the
 #   uninterrupted run's losses, bitwise, and its adapter, byte for byte.
-# Kinds: train (an outside SIGKILL of a random rank after a random delay),
+# Kinds: train (an outside SIGKILL of a random rank at a random moment of
+# the training loop, measured on the uninterrupted run),
 # collective (a random rank dies as its Nth collective starts,
 # SHARDTUNE_FAULT_KILL_COLLECTIVE), save (a random rank dies in a random
 # save after a random dataset, SHARDTUNE_FAULT_KILL_SAVE).
@@ -22,12 +23,14 @@ rnd() {
 KILL_NP=3 KILL_G=4
 
 # kill_setup: the model and the uninterrupted run ($SCRATCH/ref), its
-# duration in ms in REF_MS.
+# duration in ms in REF_MS, that of its training loop in REF_TRAIN_MS.
 kill_setup() {
     "$MAKE_MODEL" --out "$SCRATCH/m" --rows 24 --layers 2
     t0=$(date +%s%N)
     ckpt_train ref "$KILL_NP" "$KILL_G"
     REF_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+    REF_TRAIN_MS=$(sed -n 's/^trained [0-9]* steps in \([0-9.]*\) s$/\1/p' "$SCRATCH/ref.log" | awk '{printf "%d", $1 * 1000}')
+    [ "${REF_TRAIN_MS:-0}" -gt 0 ] || REF_TRAIN_MS=300
 }
 
 # pids of the run marked TRIAL (SHARDTUNE_TRIAL in their environment);
@@ -52,11 +55,16 @@ kill_trial() {
     what=""
     case $kind in
     train)
-        rnd $((REF_MS > 400 ? REF_MS * 3 / 4 - 100 : 200)) # inside the run, start-up included
-        delay_ms=$((100 + R))
-        what="rank $rank after ${delay_ms} ms"
+        rnd $((REF_TRAIN_MS * 9 / 10 + 1)) # a moment of the training loop (its saves included)
+        delay_ms=$R
+        what="rank $rank ${delay_ms} ms after the first step"
         fsdp_run "$name" "$KILL_NP" "$SCRATCH/m" --gradient_accumulation_steps "$KILL_G" --max_steps 8 --save_steps 2 &
         runner=$!
+        waited=0 # until the first step is logged (at most 60 s)
+        while ! grep -q "^step 1/" "$SCRATCH/$name.log" 2> /dev/null && [ "$waited" -lt 1200 ]; do
+            sleep 0.05
+            waited=$((waited + 1))
+        done
         sleep "$(awk "BEGIN{print $delay_ms / 1000}")"
         victim=$(trial_pids "$name" "$rank")
         t_kill=$(date +%s.%N)
