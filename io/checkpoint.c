@@ -10,9 +10,9 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "checksum.h"
+#include "fault_inject.h"
 
 static const char *const layout_names[] = {"sharded", "full"};
 static const char *const moment_names[2] = {"exp_avg", "exp_avg_sq"};
@@ -203,13 +204,64 @@ static int ensure_groups(hid_t file, const char *path)
     return 0;
 }
 
-static int write_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, int owner)
+/* ------------------------------------------------------------------ */
+/* a save that fails on one rank fails on all of them, together          */
+
+/* Why a save failed, and where: the first failing rank's reason, the same
+ * on every rank once save_agree has run. */
+typedef struct save_error {
+    int rank;         /* -1: no failure */
+    char reason[256];
+} save_error;
+
+/* The innermost entry of HDF5's error stack (the MPI-IO driver's, which
+ * carries the system's message, e.g. "No space left on device"): read
+ * right after the failing call, before another HDF5 call clears it. */
+static herr_t innermost_error(unsigned n, const H5E_error2_t *err, void *out)
 {
-    if (ensure_groups(file, s->name) != 0)
-        return -1;
+    if (n == 0 && err->desc)
+        snprintf(out, sizeof ((save_error *)0)->reason, "%s", err->desc);
+    return 0;
+}
+
+/* Records this rank's failure (the first one): WHAT, and HDF5's reason. */
+static void save_failed(save_error *se, const char *what)
+{
+    const int sys = errno; /* the system's error under MPI-IO, when it reached us */
+    if (se->rank >= 0)
+        return;
+    char inner[256] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, inner);
+    MPI_Comm_rank(MPI_COMM_WORLD, &se->rank);
+    snprintf(se->reason, sizeof se->reason, "%s%s%s%s%s", what, *inner ? ": " : "", inner, sys ? ": " : "",
+             sys ? strerror(sys) : "");
+}
+
+/* Collective: -1 on every rank when any rank has failed (then every rank
+ * holds the first failing rank's reason), else 0.  Called between the
+ * steps of a save, so that no rank goes on into a collective HDF5 call
+ * that a failed rank will never make. */
+static int save_agree(save_error *se)
+{
+    int first = se->rank >= 0 ? se->rank : INT_MAX;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == INT_MAX)
+        return 0;
+    MPI_Bcast(se->reason, (int)sizeof se->reason, MPI_CHAR, first, MPI_COMM_WORLD);
+    se->rank = first;
+    return -1;
+}
+
+static int write_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, int owner, save_error *se)
+{
     hid_t space = H5Screate_simple(s->n_dims, s->dims, NULL);
-    hid_t d = H5Dcreate2(file, s->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) {
+    hid_t d = -1;
+    if (ensure_groups(file, s->name) != 0 ||
+        (d = H5Dcreate2(file, s->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        save_failed(se, "creating a dataset");
+    if (save_agree(se) != 0) {
+        if (d >= 0)
+            H5Dclose(d);
         H5Sclose(space);
         return -1;
     }
@@ -223,15 +275,18 @@ static int write_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, in
     float *host = xmalloc((size_t)(n ? n : 1) * sizeof(float));
     if (n)
         f->be->copy_to_host(f->be, host, s->buf, (size_t)n * sizeof(float));
-    int rc = H5Dwrite(d, H5T_NATIVE_FLOAT, mem, space, dxpl, host) < 0 ? -1 : 0;
+    errno = 0;
+    if (H5Dwrite(d, H5T_NATIVE_FLOAT, mem, space, dxpl, host) < 0)
+        save_failed(se, "writing a dataset");
     uint64_t sum = global_checksum(s, host, owner);
     free(host);
-    if (rc == 0)
-        rc = attr_write(d, "checksum", H5T_NATIVE_UINT64, &sum);
+    if (save_agree(se) == 0 && attr_write(d, "checksum", H5T_NATIVE_UINT64, &sum) != 0)
+        save_failed(se, "writing a checksum");
     H5Sclose(mem);
     H5Sclose(space);
-    H5Dclose(d);
-    return rc;
+    if (H5Dclose(d) < 0)
+        save_failed(se, "closing a dataset");
+    return save_agree(se);
 }
 
 static int read_slice(const fsdp *f, hid_t file, hid_t dxpl, const slice *s, int owner, const char *path, errbuf *e)
@@ -326,16 +381,60 @@ static int fsync_path(const char *path)
     return rc;
 }
 
-/* Fault injection for the crash test (SQLite's habit: failure is tested
- * on purpose): SHARDTUNE_FAULT_KILL_SAVE=STEP makes the last rank SIGKILL
- * itself in the middle of writing the checkpoint of that step. */
-static void fault_kill_during_save(int step, int rank)
+/* A generous bound on the file's size: the float data of the three
+ * kinds, and for HDF5's metadata (*metadata_bytes) 4 KiB a dataset, the
+ * config twice and 64 KiB. */
+static off_t size_bound(const fsdp *f, ckpt_layout layout, size_t config_bytes, off_t *metadata_bytes)
 {
-    const char *at = getenv("SHARDTUNE_FAULT_KILL_SAVE");
-    int world;
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    if (at && atoi(at) == step && rank == world - 1)
-        raise(SIGKILL);
+    off_t data = 0, meta = 65536 + 2 * (off_t)config_bytes;
+    for (int ui = 0; ui < f->m->n_units; ui++) {
+        const model_unit *mu = &f->m->units[ui];
+        if (!mu->n_train_elems)
+            continue;
+        int n_sets = 1;
+        if (layout == CKPT_FULL)
+            for (int i = n_sets = 0; i < mu->n_params; i++)
+                n_sets += mu->params[i].trainable;
+        data += 3 * (off_t)mu->n_train_elems * (off_t)sizeof(float);
+        meta += 3 * 4096 * (off_t)n_sets;
+    }
+    *metadata_bytes = meta;
+    return data + meta;
+}
+
+/* Parallel HDF5 cannot fail cleanly once it is writing: a metadata write
+ * that fails on rank 0 alone leaves the other ranks waiting in H5Fclose,
+ * and a file whose close failed stays open inside HDF5 (which crashes in
+ * MPI_Finalize).  So, on rank 0, before HDF5 writes anything:
+ * - the file system must hold the whole bound: a reservation of it
+ *   (posix_fallocate, which also meets quotas), or the save is refused;
+ * - the metadata's share of it stays reserved (a ballast: an unlinked file
+ *   held open) until just before H5Fclose, so that the close has room
+ *   even when the disk filled during the writes.
+ * Returns 0 and *ballast (a descriptor, or -1), or an errno. */
+static int reserve_space(const char *tmp, off_t n_bytes, off_t keep_bytes, int *ballast)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s.reserve", tmp);
+    *ballast = -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return errno;
+    unlink(path);
+    int rc = posix_fallocate(fd, 0, n_bytes);
+    if (rc != 0 || ftruncate(fd, keep_bytes) != 0 || posix_fallocate(fd, 0, keep_bytes) != 0) {
+        close(fd);
+        return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc ? rc : ENOSPC; /* a file system that cannot tell: go on */
+    }
+    *ballast = fd;
+    return 0;
+}
+
+static void release_ballast(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
 }
 
 int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *config_json, const char *path,
@@ -346,13 +445,35 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int world;
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int filler = -1, n_written = 0;
+    save_error se = {.rank = -1};
+    off_t metadata_bytes;
+    const off_t bound = size_bound(f, meta->layout, config_json ? strlen(config_json) : 2, &metadata_bytes);
+    int ballast = -1;
+    int no_room = rank == 0 ? reserve_space(tmp, bound, metadata_bytes, &ballast) : 0;
+    MPI_Bcast(&no_room, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (no_room)
+        return err_set(e, "%s: cannot save: %s (reserving %.1f MiB for it); nothing written, earlier checkpoints and "
+                          "latest are untouched", path, strerror(no_room), (double)bound / 1048576.0);
     hid_t file = open_file(tmp, 1);
-    int bad = file < 0;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (bad) {
+    if (file < 0)
+        save_failed(&se, "creating the file");
+    if (save_agree(&se) != 0) {
+        release_ballast(&ballast);
         if (file >= 0)
             H5Fclose(file);
-        return err_set(e, "%s: cannot create the checkpoint", tmp);
+        if (rank == 0)
+            remove(tmp);
+        return err_set(e, "%s: cannot create the checkpoint (rank %d: %s)", tmp, se.rank, se.reason);
     }
     const int owner = f->cm->rank[COMM_REPLICA] == 0;
     hid_t dxpl = dxpl_collective();
@@ -370,6 +491,9 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
     rc |= attr_write_string(file, "config", config_json ? config_json : "{}");
     rc |= attr_write_string(file, "rng", "counter-based: data order from (seed, epoch), LoRA dropout masks from "
                                          "(seed, step, micro-batch); no other state");
+    if (rc != 0)
+        save_failed(&se, "writing the attributes");
+    rc = save_agree(&se);
     slice *sl = xcalloc((size_t)max_slices(f), sizeof *sl);
     for (int kind = 0; kind < 3 && rc == 0; kind++)
         for (int ui = 0; ui < f->m->n_units && rc == 0; ui++) {
@@ -378,24 +502,34 @@ int ckpt_save(fsdp *f, const optimizer *o, const ckpt_meta *meta, const char *co
             int n = unit_slices(f, ui, meta->layout, kind == 0 ? "param" : moment_names[kind - 1],
                                 kind_buffer(f, o, kind, ui), sl);
             for (int i = 0; i < n && rc == 0; i++) {
-                rc = write_slice(f, file, dxpl, &sl[i], owner);
-                fault_kill_during_save(meta->global_step, rank);
+                rc = write_slice(f, file, dxpl, &sl[i], owner, &se);
+                fault_kill_during_save(meta->global_step, rank, world, ++n_written);
+                if (filler < 0) /* test hooks (fault_inject.h) */
+                    filler = fault_fill_disk(meta->global_step, rank, dir);
             }
         }
     free(sl);
     H5Pclose(dxpl);
+    release_ballast(&ballast);
+    errno = 0;
     if (H5Fclose(file) < 0)
-        rc = -1;
-    MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (rc != 0) {
+        save_failed(&se, "closing the file");
+    fault_fill_disk_end(filler);
+    if (save_agree(&se) != 0) {
+        /* nothing of it may look like a checkpoint: the previous one and
+         * `latest` are left as they were */
         if (rank == 0)
             remove(tmp);
-        return err_set(e, "%s: writing the checkpoint failed", tmp);
+        return err_set(e, "%s: writing the checkpoint failed (rank %d: %s); removed, earlier checkpoints and latest are "
+                       "untouched",
+                       tmp, se.rank, se.reason);
     }
     /* complete and flushed before it takes the real name */
     int failed = 0;
-    if (rank == 0 && (fsync_path(tmp) != 0 || rename(tmp, path) != 0))
+    if (rank == 0 && (fsync_path(tmp) != 0 || rename(tmp, path) != 0)) {
         failed = errno ? errno : EIO;
+        remove(tmp);
+    }
     MPI_Bcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (failed)
         return err_set(e, "%s: cannot finish the checkpoint: %s", path, strerror(failed));
@@ -428,6 +562,17 @@ int ckpt_load(fsdp *f, optimizer *o, ckpt_meta *meta, const char *path, errbuf *
     for (int i = 0; i < 6 && rc == 0; i++)
         if (attr_read(file, int_names[i], H5T_NATIVE_INT64, &ints[i]) != 0)
             rc = err_set(e, "%s: attribute %s is missing", path, int_names[i]);
+    /* the counts in their ranges: a step beyond int would wrap into another
+     * step, a negative one send the training loop backwards (found by
+     * fuzz_checkpoint); the seed is any int64 */
+    static const int64_t least[6] = {0, 0, 1, 0, INT64_MIN, 1};
+    for (int i = 0; i < 6 && rc == 0; i++)
+        if (i != 4 && (ints[i] < least[i] || ints[i] > INT_MAX))
+            rc = err_set(e, "%s: attribute %s is %lld, not in [%lld, %d]", path, int_names[i], (long long)ints[i],
+                         (long long)least[i], INT_MAX);
+    if (rc == 0 && ints[3] > ints[0])
+        rc = err_set(e, "%s: adam_step %lld is more than global_step %lld", path, (long long)ints[3],
+                     (long long)ints[0]);
     if (rc == 0) {
         meta->layout = strcmp(text, "full") == 0 ? CKPT_FULL : CKPT_SHARDED;
         meta->global_step = (int)ints[0], meta->epoch = (int)ints[1], meta->steps_per_epoch = (int)ints[2];

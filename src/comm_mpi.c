@@ -7,6 +7,7 @@
  * once), so the order of collectives is the same on every rank and MPI
  * needs only MPI_THREAD_SERIALIZED. */
 #include "comm_mpi.h"
+#include "fault_inject.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -88,6 +89,7 @@ static void execute(comm *c, comm_request *r)
     double t0 = monotonic_seconds();
     int count, free_type;
     MPI_Datatype type;
+    fault_kill_in_collective(c->rank[COMM_WORLD]); /* a test hook (fault_inject.h) */
     switch (r->kind) {
     case COMM_ALL_GATHER:
         byte_count(r->n, &count, &type, &free_type);

@@ -79,6 +79,7 @@ static const flag_def flags[] = {
     {"warmup_steps", F_INT, OFF(warmup_steps), "0", TRAIN, "warmup steps (wins over warmup_ratio when > 0)"},
     {"weight_decay", F_DOUBLE, OFF(weight_decay), "0", TRAIN, "AdamW decoupled weight decay"},
     {"max_grad_norm", F_DOUBLE, OFF(max_grad_norm), "1.0", TRAIN, "global gradient-norm clipping (0: off)"},
+    {"max_bad_steps", F_INT, OFF(max_bad_steps), "3", TRAIN, "a step whose loss or grad norm is NaN or inf is skipped; this many in a row stop the run, saving the last good state"},
     {"adam_beta1", F_DOUBLE, OFF(adam_beta1), "0.9", TRAIN, "AdamW beta1"},
     {"adam_beta2", F_DOUBLE, OFF(adam_beta2), "0.999", TRAIN, "AdamW beta2"},
     {"adam_epsilon", F_DOUBLE, OFF(adam_epsilon), "1e-8", TRAIN, "AdamW epsilon"},
@@ -94,6 +95,7 @@ static const flag_def flags[] = {
     {"save_strategy", F_STRING, OFF(save_strategy), "steps", CMD_TRAIN, "no, steps or epoch: HDF5 checkpoints in --output_dir"},
     {"save_steps", F_INT, OFF(save_steps), "500", CMD_TRAIN, "with --save_strategy steps: every N steps"},
     {"save_total_limit", F_INT, OFF(save_total_limit), "0", CMD_TRAIN, "keep at most N checkpoints (0: all)"},
+    {"save_on_error", F_STRING, OFF(save_on_error), "stop", CMD_TRAIN, "stop or continue: what training does when a checkpoint cannot be saved (a full disk); the previous checkpoint and latest are kept either way"},
     {"resume_from_checkpoint", F_STRING, OFF(resume_from_checkpoint), NULL, CMD_TRAIN, "a checkpoint file, or latest (in --output_dir)"},
     {"save_before_time_limit", F_STRING, OFF(save_before_time_limit), "auto", CMD_TRAIN, "True, False or auto (True under Slurm when the job has a time limit, or with SHARDTUNE_JOB_END_TIME): write a checkpoint and stop (exit status 75) before a step that would not end before the job's end time"},
     GROUP("FSDP and devices"),
@@ -251,6 +253,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
             return err_set(e, "--warmup_steps: must not be negative");
         if (c->max_steps <= 0 && c->num_train_epochs <= 0)
             return err_set(e, "--num_train_epochs: must be positive when --max_steps is not set");
+        if (c->max_bad_steps < 1)
+            return err_set(e, "--max_bad_steps: must be at least 1");
         if (c->logging_steps < 1)
             return err_set(e, "--logging_steps: must be at least 1");
         if (!c->use_peft_lora)
@@ -279,6 +283,8 @@ static int check_values(const run_config *c, command_id cmd, errbuf *e)
     if (cmd == CMD_TRAIN && strcmp(c->save_strategy, "no") && strcmp(c->save_strategy, "steps") &&
         strcmp(c->save_strategy, "epoch"))
         return err_set(e, "--save_strategy: '%s' is not one of no, steps, epoch", c->save_strategy);
+    if (cmd == CMD_TRAIN && strcmp(c->save_on_error, "stop") && strcmp(c->save_on_error, "continue"))
+        return err_set(e, "--save_on_error: '%s' is not one of stop, continue", c->save_on_error);
     if (cmd == CMD_TRAIN && (c->save_steps < 1 || c->save_total_limit < 0))
         return err_set(e, "--save_steps must be >= 1 and --save_total_limit >= 0");
     if (cmd == CMD_TRAIN && strcasecmp(c->save_before_time_limit, "true") &&

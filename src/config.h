@@ -32,6 +32,7 @@ typedef struct run_config {
     char *save_strategy;        /* no | steps | epoch */
     int save_steps;
     int save_total_limit;       /* 0: keep every checkpoint */
+    char *save_on_error;        /* stop | continue: after a failed checkpoint save */
     char *resume_from_checkpoint; /* a checkpoint file, or "latest" in --output_dir */
     char *save_before_time_limit; /* True | False | auto: stop and save before the job's end time */
     int eval_steps;             /* 0: logging_steps, as transformers */
@@ -44,6 +45,7 @@ typedef struct run_config {
     int warmup_steps;
     double weight_decay;
     double max_grad_norm;
+    int max_bad_steps;          /* non-finite steps in a row that stop the run (bad_steps.h) */
     double adam_beta1, adam_beta2, adam_epsilon;
     int seed;
     char *device;               /* cpu | cuda | auto */

@@ -11,6 +11,12 @@ noinst_HEADERS += src/weight4_bnb.h
 # signals and the job's time limit: stop after a step with a checkpoint
 libshardtune_a_SOURCES += src/preempt.c
 noinst_HEADERS += src/preempt.h
+# training's answers to faults: non-finite steps skipped, one run at a time
+# in an output directory (a lock cleared when its owner died), ranks that
+# agree on flags, configuration, files and data before they start; test hooks that
+# make faults happen (environment variables only the tests set)
+libshardtune_a_SOURCES += src/bad_steps.c src/fault_inject.c src/run_lock.c src/rank_agree.c
+noinst_HEADERS += src/bad_steps.h src/fault_inject.h src/run_lock.h src/rank_agree.h
 # mkdir -p, shared by the commands that write directories
 libshardtune_a_SOURCES += src/dir_make.c
 noinst_HEADERS += src/dir_make.h

@@ -13,6 +13,7 @@
 
 #include "checksum.h"
 #include "peft_adapter.h"
+#include "rank_agree.h"
 #include "cuda_plugin.h"
 #include "weight4.h"
 
@@ -95,22 +96,28 @@ static uint64_t hash_args(int argc, char **argv)
     return h;
 }
 
-/* Every rank must run the same flags and configuration. */
-static int check_agreement(session *s, int argc, char **argv, errbuf *e)
+/* Every rank must run the same flags and configuration, on the same model
+ * and adapter files (rank_agree.h). */
+static int check_agreement(session *s, const run_config *c, int argc, char **argv, errbuf *e)
 {
-    uint64_t mine[2] = {hash_args(argc, argv), accel_config_hash(&s->acc)};
-    uint64_t *all = xmalloc((size_t)s->world * sizeof mine);
-    s->cm->all_gather(s->cm, COMM_WORLD, mine, all, sizeof mine, 0);
-    int rc = 0;
-    for (int r = 0; r < s->world && rc == 0; r++) {
-        if (all[2 * r] != all[0])
-            rc = err_set(e, "rank %d was started with other flags than rank 0", r);
-        else if (all[2 * r + 1] != all[1])
-            rc = err_set(e, "rank %d has another accelerate configuration than rank 0 "
-                            "(config file or FSDP_* environment)", r);
-    }
-    free(all);
-    return rc;
+    uint64_t mine[6] = {hash_args(argc, argv), accel_config_hash(&s->acc)}, adapter[3];
+    rank_agree_dir_files(c->model_name_or_path, mine + 2);
+    rank_agree_dir_files(c->adapter, adapter);
+    mine[5] = adapter[0] + adapter[1] + adapter[2];
+    char what[4][4400];
+    const char *model = c->model_name_or_path ? c->model_name_or_path : "";
+    snprintf(what[0], sizeof what[0], "read another config.json than rank 0 (in %s)", model);
+    snprintf(what[1], sizeof what[1],
+             "read other weight files than rank 0 (the *.safetensors of %s: names, sizes or first MiB)", model);
+    snprintf(what[2], sizeof what[2], "read other tokenizer or model files than rank 0 (the other files of %s)",
+             model);
+    snprintf(what[3], sizeof what[3], "read other adapter files than rank 0 (--adapter %s)",
+             c->adapter ? c->adapter : "");
+    const char *const whats[6] = {"was started with other flags than rank 0",
+                                  "has another accelerate configuration than rank 0 (config file or FSDP_* "
+                                  "environment)",
+                                  what[0], what[1], what[2], what[3]};
+    return rank_agree_check(s->cm, mine, 6, whats, e);
 }
 
 int session_load_accel_config(accel_config *acc, const run_config *c, int world, errbuf *e)
@@ -205,7 +212,7 @@ int session_open(session *s, const run_config *c, int want_lora, int vocab_size,
     s->cm = comm_mpi_create(fsdp_comm_layout(s->acc.sharding_strategy), 1, e);
     if (!s->cm)
         return -1;
-    if (check_agreement(s, argc, argv, e) != 0)
+    if (check_agreement(s, c, argc, argv, e) != 0)
         return -1;
     if (s->rank == 0 && c->config_file)
         accel_config_print_notes(&s->acc);

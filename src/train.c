@@ -18,15 +18,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bad_steps.h"
 #include "checkpoint.h"
+#include "fault_inject.h"
 #include "flops.h"
 #include "optim.h"
 #include "peft_adapter.h"
 #include "plot_train.h"
 #include "preempt.h"
 #include "progress.h"
+#include "rank_agree.h"
 #include "rng.h"
 #include "run_data.h"
+#include "run_lock.h"
 #include "session.h"
 #include "train_log.h"
 
@@ -186,7 +190,14 @@ static int open_run(session *s, run_data *rd, dataset *data, const run_config *c
     if (session_open(s, c, want_lora, rd->vocab_size, argc, argv, e) != 0)
         return -1;
     s->m.cfg.pad_token_id = run_data_pad_id(rd, s->m.cfg.pad_token_id);
-    return dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e);
+    if (dataset_load(&rd->o, 0, rd->tok, s->m.cfg.vocab_size, data, e) != 0)
+        return -1;
+    /* a node with another copy of the data would train apart silently */
+    char what[4400];
+    snprintf(what, sizeof what, "read other data than rank 0 (--dataset_name %s: the tokenized rows differ)",
+             c->dataset_name);
+    const uint64_t mine = rank_agree_dataset(data);
+    return rank_agree_check(s->cm, &mine, 1, (const char *const[]){what}, e);
 }
 
 /* The progress line: live on a terminal; the FLOP count of this model and
@@ -270,12 +281,12 @@ static int save_checkpoint(session *s, const optimizer *opt, const run_config *c
 }
 
 /* A signal or the time limit stopped the run before step `step`: the
- * steps done since the last checkpoint go into one (unless the cadence
- * just wrote it, or none was done), and the log says why the run ends. */
+ * steps done since the last checkpoint go into one (unless this run just
+ * saved that step, or none was done), and the log says why the run ends. */
 static int stop_preempted(session *s, const optimizer *opt, const run_config *c, const step_plan *plan, int step,
-                          int start_step, int save_every, const char *config_json, const preempt_watch *pw, errbuf *e)
+                          int start_step, int saved_step, const char *config_json, const preempt_watch *pw, errbuf *e)
 {
-    const int saved = step == start_step || (save_every && step % save_every == 0);
+    const int saved = step == start_step || saved_step == step;
     if (!saved && save_checkpoint(s, opt, c, plan, step, config_json, e) != 0)
         return -1;
     if (step == 0)
@@ -286,6 +297,22 @@ static int stop_preempted(session *s, const optimizer *opt, const run_config *c,
                  "(pre-empted: requeue or resubmit with --resume_from_checkpoint latest)",
                  step, plan->total_steps, pw->reason, step, EXIT_PREEMPTED);
     return TRAIN_STOPPED;
+}
+
+/* The run stops after --max_bad_steps bad steps in a row: the last good
+ * state (the parameters and moments untouched since step `good`) goes to
+ * checkpoint-GOOD.h5, so that a resumed run retries the bad steps' batches.
+ * When this run already saved exactly that state, it is kept as it is. */
+static int save_last_good(session *s, const optimizer *opt, const run_config *c, const step_plan *plan, int good,
+                          int saved_step, const char *config_json, char *path, size_t n_bytes, errbuf *e)
+{
+    snprintf(path, n_bytes, "%s/checkpoint-%d.h5", c->output_dir, good);
+    if (saved_step == good) {
+        char name[64];
+        snprintf(name, sizeof name, "checkpoint-%d.h5", good);
+        return s->rank == 0 ? ckpt_mark_latest(c->output_dir, name, c->save_total_limit, e) : 0;
+    }
+    return save_checkpoint(s, opt, c, plan, good, config_json, e);
 }
 
 int train_run(const run_config *c, int argc, char **argv, errbuf *e)
@@ -302,6 +329,7 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     optimizer opt = {0};
     train_log log = {0};
     preempt_watch pw = {0};
+    run_lock lock = {.fd = -1};
     char *config_json = NULL;
     const int do_eval = strcmp(c->eval_strategy, "no") != 0;
     if (preempt_begin(&pw, c, log_rank(), e) != 0)
@@ -320,6 +348,8 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
             err_set(e, "--output_dir %s: cannot create: %s", c->output_dir, strerror(errno));
             goto out;
         }
+        if (run_lock_take(&lock, c->output_dir, e) != 0)
+            goto out;
     }
 
     const int B = c->per_device_train_batch_size;
@@ -352,37 +382,46 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
     const int save_every = !strcmp(c->save_strategy, "steps")   ? c->save_steps
                            : !strcmp(c->save_strategy, "epoch") ? (int)plan.steps_per_epoch
                                                                 : 0;
+    bad_steps bad;
+    bad_steps_init(&bad, c->max_bad_steps, start_step);
+    int saved_step = -1; /* the step of this run's newest checkpoint */
     progress prog;
     start_progress(&prog, &s, c, start_step, plan.total_steps);
     double t_start = monotonic_seconds(), t_log = t_start, tokens_since_log = 0.0;
     for (int step = start_step; step < plan.total_steps; step++) {
         if (preempt_check(&pw, s.cm, s.rank)) { /* a step boundary: every rank stops here, or none */
             progress_end(&prog);
-            rc = stop_preempted(&s, &opt, c, &plan, step, start_step, save_every, config_json, &pw, e);
+            rc = stop_preempted(&s, &opt, c, &plan, step, start_step, saved_step, config_json, &pw, e);
             goto out;
         }
         double n_targets, n_tokens, row_len;
         double loss_sum = run_step(&s, c, &data, &smp, &plan, step, &n_targets, &n_tokens, &row_len);
         tokens_since_log += n_tokens;
+        fault_poison_grads(&s.f, step + 1, s.rank, s.world); /* a test hook (fault_inject.h) */
         double grad_norm = fsdp_finish_grads(&s.f);
-        optim_clip(&opt, s.be, s.f.grad_shards, grad_norm, c->max_grad_norm);
         double lr = c->learning_rate * lr_schedule_factor(sched, step, plan.warmup_steps, plan.total_steps);
-        optim_step(&opt, s.be, s.f.param_shards, s.f.grad_shards, (float)lr);
-
         double loss = n_targets > 0 ? loss_sum / n_targets : 0.0;
-        if (!isfinite(loss) || !isfinite(grad_norm)) {
-            err_set(e, "step %d: loss %g, grad norm %g: training diverged (lower --learning_rate?)", step + 1, loss,
-                    grad_norm);
+        double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
+        /* judged before anything is applied: a bad step changes nothing */
+        step_verdict verdict = bad_steps_judge(&bad, &log, step + 1, ep, loss, grad_norm);
+        if (verdict == STEP_STOP) {
+            char kept[4200];
+            if (save_last_good(&s, &opt, c, &plan, bad.last_good, saved_step, config_json, kept, sizeof kept, e) == 0)
+                bad_steps_refuse(&bad, step + 1, loss, grad_norm, kept, e);
             goto out;
         }
-        const int log_now = (step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps;
+        if (verdict == STEP_APPLY) {
+            optim_clip(&opt, s.be, s.f.grad_shards, grad_norm, c->max_grad_norm);
+            optim_step(&opt, s.be, s.f.param_shards, s.f.grad_shards, (float)lr);
+        }
+        const int log_now = verdict == STEP_APPLY && ((step + 1) % c->logging_steps == 0 || step + 1 == plan.total_steps);
         double t = monotonic_seconds();
         double tps = tokens_since_log / (t - t_log > 1e-9 ? t - t_log : 1e-9);
-        double ep = (double)(step + 1) / (double)plan.steps_per_epoch;
-        progress_step(&prog,
-                      &(progress_step_info){step + 1, ep, loss, lr, grad_norm, n_tokens, row_len, tps,
-                                            s.be->peak_total_bytes},
-                      log_now);
+        if (verdict == STEP_APPLY)
+            progress_step(&prog,
+                          &(progress_step_info){step + 1, ep, loss, lr, grad_norm, n_tokens, row_len, tps,
+                                                s.be->peak_total_bytes},
+                          log_now);
         if (log_now) {
             if (train_log_step(&log, step + 1, ep, loss, lr, grad_norm, tps, progress_mfu(&prog, row_len, tps),
                                s.be->peak_total_bytes, e) != 0)
@@ -399,14 +438,20 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         }
         if (save_every && (step + 1) % save_every == 0) {
             progress_live(&prog, "saving checkpoint-%d.h5 ...", step + 1);
-            if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) != 0)
+            if (save_checkpoint(&s, &opt, c, &plan, step + 1, config_json, e) == 0)
+                saved_step = step + 1;
+            else if (strcmp(c->save_on_error, "continue") != 0)
                 goto out;
+            else /* the previous checkpoint and latest stand; the next save tries again */
+                log_info("%s; training goes on (--save_on_error continue)", e->msg);
             if (s.rank == 0)
                 plot_train_draw(c->output_dir, 0);
         }
     }
     progress_end(&prog);
     log_info("trained %d steps in %.1f s", plan.total_steps, monotonic_seconds() - t_start);
+    if (bad.total)
+        log_info("%d step(s) skipped for a non-finite loss or gradient norm (see metrics.jsonl)", bad.total);
     if (save_adapter(&s, c->output_dir, c->model_name_or_path, e) != 0)
         goto out;
     if (s.rank == 0 && run_data_save_tokenizer(&rd, c->output_dir, e) != 0)
@@ -431,6 +476,7 @@ out:
     session_close(&s);
     run_data_free(&rd);
     free(config_json);
+    run_lock_release(&lock);
     return rc;
 }
 

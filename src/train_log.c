@@ -134,6 +134,20 @@ int train_log_eval(train_log *l, int step, double epoch, double eval_loss, doubl
     return tb_scalars(l, step, s, 1, e);
 }
 
+int train_log_skipped(train_log *l, int step, double epoch, double loss, double grad_norm, int in_a_row, int total)
+{
+    if (!l->metrics)
+        return 0;
+    /* JSON has no NaN: the values as text, under keys of their own so that
+     * readers of "loss" and "grad_norm" never meet them */
+    const logged ep = as_logged("%.6g", epoch), lo = as_logged("%.9g", loss), gn = as_logged("%.9g", grad_norm);
+    fprintf(l->metrics,
+            "{\"step\": %d, \"epoch\": %s, \"skipped_step\": true, \"skipped_loss\": \"%s\", "
+            "\"skipped_grad_norm\": \"%s\", \"bad_steps_in_a_row\": %d, \"bad_steps\": %d}\n",
+            step, ep.text, lo.text, gn.text, in_a_row, total);
+    return fflush(l->metrics) == 0 ? 0 : -1;
+}
+
 int train_log_close(train_log *l, errbuf *e)
 {
     int rc = 0;

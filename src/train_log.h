@@ -31,6 +31,10 @@ int train_log_step(train_log *l, int step, double epoch, double loss, double lr,
                    double tokens_per_second, double mfu, size_t peak_bytes, errbuf *e);
 int train_log_eval(train_log *l, int step, double epoch, double eval_loss, double eval_tokens, errbuf *e);
 
+/* A step skipped for a non-finite loss or gradient norm (bad_steps.h):
+ * one metrics.jsonl record, with "skipped_step": true and no "loss" key. */
+int train_log_skipped(train_log *l, int step, double epoch, double loss, double grad_norm, int in_a_row, int total);
+
 /* Closes both files: 0, or -1 with e set when a write failed. */
 int train_log_close(train_log *l, errbuf *e);
 

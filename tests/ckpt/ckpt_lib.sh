@@ -7,6 +7,24 @@ ckpt_train() {
     fsdp_train "$name" "$np" "$SCRATCH/m" --gradient_accumulation_steps "$g" --max_steps 8 --save_steps 2 "$@"
 }
 
+# ckpt_train_fails NAME NP G [flags]: the same run, which must stop with an
+# error (fsdp_train_fails).
+ckpt_train_fails() {
+    name=$1 np=$2 g=$3
+    shift 3
+    fsdp_train_fails "$name" "$np" "$SCRATCH/m" --gradient_accumulation_steps "$g" --max_steps 8 --save_steps 2 "$@"
+}
+
+# one_error NAME PATTERN: NAME.log holds one error, the same line from each
+# rank that says it (die() puts "rank N: " in front), matching PATTERN
+# (grep, after "shardtune: error: ").
+one_error() {
+    grep "shardtune: error:" "$SCRATCH/$1.log" | sed 's/rank [0-9]*: //' | sort -u > "$SCRATCH/$1.errors"
+    [ "$(wc -l < "$SCRATCH/$1.errors")" = 1 ] || { cat "$SCRATCH/$1.log" >&2; fail "$1: not one error line"; }
+    grep -q "^shardtune: error: $2" "$SCRATCH/$1.errors" || { cat "$SCRATCH/$1.errors" >&2; fail "$1: the error"; }
+    echo "$1: $(cat "$SCRATCH/$1.errors")"
+}
+
 # losses STEP_FROM DIR: "step loss" lines of metrics.jsonl from that step on
 losses() {
     python3 -c '

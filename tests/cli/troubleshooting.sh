@@ -95,7 +95,9 @@ trigger() {
     no-eval-split) "$S" train $T --output_dir o --eval_strategy epoch ;;
     adapter-missing) "$S" train $T --output_dir o --adapter nosuch ;;
     output-dir) "$S" train $T --output_dir /proc/nosuch/out ;;
-    diverged) "$S" train $T --output_dir o --save_strategy no --learning_rate 1e30 ;;
+    run-locked) mkdir -p lk && (exec 9> lk/shardtune.lock && echo "pid 1 host h since t" >&9 && flock -x 9 &&
+        "$S" train $T --output_dir lk) ;;
+    diverged) "$S" train $T --output_dir o --save_strategy no --learning_rate 1e30 --max_steps 4 --max_bad_steps 2 ;;
     plot-no-metrics) "$S" plot nosuchdir ;;
     plot-extension) "$S" plot run --out loss.pdf ;;
     merge-required) "$S" merge --model_name_or_path m --adapter run ;;

@@ -4,8 +4,8 @@ ST_DUMP="$top_builddir/tests/io/st_dump"
 export OMP_NUM_THREADS=1   # ranks share two cores
 
 # fsdp_run NAME NP MODEL_DIR [shardtune flags...]: a short LoRA run into
-# $SCRATCH/NAME (log in $SCRATCH/NAME.log); the environment chooses the
-# strategy (FSDP_* variables).  Returns the run's exit status.
+# $SCRATCH/NAME, its output in $SCRATCH/NAME.log; returns its status (124:
+# it ran past 300 s).  The environment chooses the strategy (FSDP_* variables).
 fsdp_run() {
     name=$1 np=$2 model=$3
     shift 3
@@ -16,9 +16,16 @@ fsdp_run() {
         --lora_target_modules all-linear --seed 3 "$@" > "$SCRATCH/$name.log" 2>&1
 }
 
-# fsdp_train NAME NP MODEL_DIR [shardtune flags...]: fsdp_run, which must succeed.
+# fsdp_train NAME NP MODEL_DIR [flags...]: fsdp_run, which must succeed.
 fsdp_train() {
-    fsdp_run "$@" || { cat "$SCRATCH/$name.log" >&2; fail "run $name (np $np) failed"; }
+    fsdp_run "$@" || { cat "$SCRATCH/$1.log" >&2; fail "run $1 (np $2) failed"; }
+}
+
+# fsdp_train_fails NAME NP MODEL_DIR [flags...]: fsdp_run, which must end
+# with an error: neither succeed nor hang.
+fsdp_train_fails() {
+    if fsdp_run "$@"; then fail "run $1 succeeded"; else status=$?; fi
+    [ "$status" -ne 124 ] || fail "run $1 hung"
 }
 
 compare_runs() {

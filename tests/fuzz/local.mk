@@ -166,3 +166,20 @@ tests/fuzz/fuzz_llama2c: $(FUZZ_LLAMA2C_SRC) $(srcdir)/src/convert_llama2c.h $(s
 	$(MKDIR_P) tests/fuzz
 	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(FUZZ_ST_CFLAGS) $(FUZZ_LLAMA2C_SRC) $(JANSSON_LIBS) -lm -o $@
 endif
+
+# shardtune's own checkpoint validation above HDF5 (io/checkpoint.c): each
+# input describes a checkpoint, written with the HDF5 API and loaded
+# (fuzz_checkpoint.c); seeds: checkpoint_seeds.sh.
+FUZZ_CHECKPOINT_SRC = $(srcdir)/tests/fuzz/fuzz_checkpoint.c $(FUZZ_FILE_SRC) $(srcdir)/io/checkpoint.c \
+	$(srcdir)/src/checksum.c $(srcdir)/src/fault_inject.c
+EXTRA_DIST += tests/fuzz/fuzz_checkpoint.c tests/fuzz/checkpoint_fuzz.sh tests/fuzz/checkpoint_seeds.sh
+TESTS += tests/fuzz/checkpoint_fuzz.sh
+if FUZZING
+check_DATA += tests/fuzz/fuzz_checkpoint
+CLEANFILES += tests/fuzz/fuzz_checkpoint
+tests/fuzz/fuzz_checkpoint: $(FUZZ_CHECKPOINT_SRC) $(srcdir)/io/checkpoint.h $(srcdir)/src/checksum.h \
+		$(srcdir)/src/fault_inject.h $(srcdir)/src/fsdp.h $(srcdir)/src/model.h $(FUZZ_FILE_H)
+	$(MKDIR_P) tests/fuzz
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) $(OPENBLAS_CFLAGS) $(FUZZ_CHECKPOINT_SRC) \
+		$(HDF5_LIBS) -lm -o $@
+endif
