@@ -10,7 +10,7 @@
  * threaded by the library ("lib"), and the rows split over the OpenMP
  * threads, one single-threaded product each ("split").  Prints one line per
  * shape and a flop-weighted total per precision and way: the last lines,
- * "ceiling f32 GFLOPS" and "ceiling bf16 GFLOPS", are the better way's. */
+ * "ceiling fp32 GFLOPS" and "ceiling bf16 GFLOPS", are the better way's. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     gemm_library_version(lib, sizeof lib);
     printf("%s, %d OpenMP threads, CPU bf16 instructions: %s\n", lib, omp_get_max_threads(),
            gemm_cpu_has_bf16() ? "yes" : "no");
-    printf("%-16s %6s %6s %6s  %9s %9s %9s %9s\n", "GFLOP/s", "m", "n", "k", "f32 lib", "f32 split", "bf16 lib",
+    printf("%-16s %6s %6s %6s  %9s %9s %9s %9s\n", "GFLOP/s", "m", "n", "k", "fp32 lib", "fp32 split", "bf16 lib",
            "bf16 split");
     double flops = 0.0, secs[2][2] = {{0}};
     for (int i = 0; i < n_shapes; i++) {
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     for (int p = 0; p < 2; p++) {
         if (p == GEMM_BF16 && !gemm_cpu_has_bf16())
             continue;
-        const char *name = p == GEMM_F32 ? "f32" : "bf16";
+        const char *name = p == GEMM_F32 ? "fp32" : "bf16";
         printf("step's shapes, %s: lib %.0f GFLOP/s, split %.0f GFLOP/s\n", name, flops / secs[p][0] / 1e9,
                flops / secs[p][1] / 1e9);
         double best = secs[p][0] < secs[p][1] ? secs[p][0] : secs[p][1];

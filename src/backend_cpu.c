@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cpu_vec.h"
 #include "gemm.h"
 #include "log.h"
 #include "rng.h"
@@ -251,17 +252,11 @@ static void attn_block_softmax(float *S, int rows, int n_keys, int i0, const int
             else if (row[j] > mx)
                 mx = row[j];
         }
-        if (lse) {
-            float l = lse[r];
-            for (int j = 0; j < n_keys; j++)
-                row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - l);
+        if (lse) { /* masked scores are -inf: exp gives 0 */
+            vec_exp_shifted(row, row, lse[r], (size_t)n_keys);
             continue;
         }
-        float sum = 0.0f;
-        for (int j = 0; j < n_keys; j++) {
-            row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
-            sum += row[j];
-        }
+        float sum = vec_exp_shifted(row, row, mx, (size_t)n_keys);
         float inv = 1.0f / sum;
         for (int j = 0; j < n_keys; j++)
             row[j] *= inv;
@@ -397,25 +392,27 @@ static void cpu_attention_decode(backend *be, float *out, const float *q, const 
     }
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* In chunks, each vectorised (cpu_vec.c). */
+enum { ELEM_CHUNK = 1 << 14 };
 
 static void cpu_swiglu_fwd(backend *be, float *out, const float *gate, const float *up, size_t n_elems)
 {
+    const size_t n_chunks = (n_elems + ELEM_CHUNK - 1) / ELEM_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n_elems; i++) {
-        float g = gate[i];
-        out[i] = g * sigmoidf(g) * up[i];
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * ELEM_CHUNK, n = n_elems - lo < ELEM_CHUNK ? n_elems - lo : ELEM_CHUNK;
+        vec_swiglu_fwd(out + lo, gate + lo, up + lo, n);
     }
 }
 
 static void cpu_swiglu_bwd(backend *be, float *dgate, float *dup, const float *dout, const float *gate,
                            const float *up, size_t n_elems)
 {
+    const size_t n_chunks = (n_elems + ELEM_CHUNK - 1) / ELEM_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n_elems; i++) {
-        float g = gate[i], s = sigmoidf(g);
-        dup[i] = dout[i] * g * s;
-        dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * ELEM_CHUNK, n = n_elems - lo < ELEM_CHUNK ? n_elems - lo : ELEM_CHUNK;
+        vec_swiglu_bwd(dgate + lo, dup + lo, dout + lo, gate + lo, up + lo, n);
     }
 }
 
@@ -507,10 +504,19 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
     double total = 0.0;
     const int chunk_rows = xent_chunk_rows(vocab);
     float *chunk = logits ? NULL : xmalloc((size_t)chunk_rows * vocab * sizeof(float));
+    /* bf16: w rounded once for every chunk's products, not once a product */
+    uint16_t *w16 = NULL;
+    if (precision_of(be) == GEMM_BF16) {
+        w16 = xmalloc((size_t)vocab * dim * sizeof *w16);
+        gemm_round_bf16(w16, w, (size_t)vocab * dim);
+    }
     for (int r0 = 0; r0 < n; r0 += chunk_rows) {
         int rows = n - r0 < chunk_rows ? n - r0 : chunk_rows;
         float *lg = logits ? logits + (size_t)r0 * vocab : chunk;
-        cpu_matmul(be, 0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w, dim, 0.0f, lg, vocab);
+        if (w16)
+            gemm_bf16_b(0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w16, dim, 0.0f, lg, vocab);
+        else
+            cpu_matmul(be, 0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w, dim, 0.0f, lg, vocab);
         double row_loss[XENT_CHUNK_MAX_ROWS];
         /* logits are kept when asked for: the gradient goes to a scratch copy */
         float *grad = lg;
@@ -535,16 +541,7 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
             for (int c = 0; c < vocab; c++)
                 mx = row[c] > mx ? row[c] : mx;
             /* one pass of single-precision exponentials, kept for the gradient */
-            double sum = 0.0;
-            if (dh) {
-                for (int c = 0; c < vocab; c++) {
-                    grow[c] = expf(row[c] - mx);
-                    sum += grow[c];
-                }
-            } else {
-                for (int c = 0; c < vocab; c++)
-                    sum += expf(row[c] - mx);
-            }
+            double sum = dh ? vec_exp_shifted(grow, row, mx, (size_t)vocab) : vec_exp_shifted_sum(row, mx, (size_t)vocab);
             double lse = mx + log(sum);
             row_loss[r] = lse - target_logit;
             if (dh) {
@@ -554,7 +551,9 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
                 grow[t] -= grad_scale;
             }
         }
-        if (dh)
+        if (dh && w16)
+            gemm_bf16_b(0, 0, rows, dim, vocab, 1.0f, grad, vocab, w16, dim, 0.0f, dh + (size_t)r0 * dim, dim);
+        else if (dh)
             cpu_matmul(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, w, dim, 0.0f, dh + (size_t)r0 * dim, dim);
         if (dh && dw) /* dw += grad^T h, chunk after chunk: the same order at any thread count */
             cpu_matmul(be, 1, 0, vocab, dim, rows, 1.0f, grad, vocab, h + (size_t)r0 * dim, dim, 1.0f, dw, dim);
@@ -563,6 +562,7 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
             total += row_loss[r];
     }
     free(chunk);
+    free(w16);
     return total;
 }
 

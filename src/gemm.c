@@ -244,6 +244,17 @@ static const uint16_t *to_bf16(uint16_t **buf, size_t *have, int trans, int rows
 
 /* ---- entry points ---- */
 
+void gemm_round_bf16(uint16_t *dst, const float *src, size_t n_elems)
+{
+    enum { CHUNK = 1 << 16 };
+    const size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && n_chunks > 1)
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;
+        round_bf16(dst + lo, (const uint32_t *)(src + lo), n);
+    }
+}
+
 void gemm(gemm_precision prec, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
           const float *b, int ldb, float beta, float *c, int ldc)
 {

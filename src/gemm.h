@@ -27,6 +27,10 @@ void gemm(gemm_precision prec, int trans_a, int trans_b, int m, int n, int k, fl
 void gemm_bf16_b(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                  const uint16_t *b, int ldb, float beta, float *c, int ldc);
 
+/* dst = src rounded to bf16, nearest even (NaN stays NaN): what GEMM_BF16
+ * does to its inputs, for a B that several products share. */
+void gemm_round_bf16(uint16_t *dst, const float *src, size_t n_elems);
+
 /* 1 when the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16),
  * checked at run time. */
 int gemm_cpu_has_bf16(void);

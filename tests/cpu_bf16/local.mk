@@ -1,4 +1,5 @@
-# The CPU's GEMM path (src/gemm.c, oneDNN) and its bf16 compute.
+# The CPU backend's GEMM path (src/gemm.c, oneDNN), its bf16 compute and its
+# vectorised loops (src/cpu_vec.c).
 
 # bench/gemm_ceiling: the GEMM ceiling on a step's shapes, for
 # bench/cpu_lora_step.sh (built with the tests, run only by the benchmark).
@@ -18,3 +19,10 @@ TESTS += tests/cpu_bf16/test_cpu_bf16_ops
 TESTS += tests/cpu_bf16/train_matches_autocast.sh tests/cpu_bf16/fsdp_ranks_bf16.sh tests/cpu_bf16/fallback_forced.sh
 EXTRA_DIST += tests/cpu_bf16/lib.sh tests/cpu_bf16/train_matches_autocast.sh tests/cpu_bf16/fsdp_ranks_bf16.sh \
 	tests/cpu_bf16/fallback_forced.sh
+
+# the CPU backend's vectorised exponentials (src/cpu_vec.c) against libm (cmocka)
+check_PROGRAMS += tests/cpu_bf16/test_cpu_vec
+tests_cpu_bf16_test_cpu_vec_SOURCES = tests/cpu_bf16/test_cpu_vec.c
+tests_cpu_bf16_test_cpu_vec_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_cpu_bf16_test_cpu_vec_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
+TESTS += tests/cpu_bf16/test_cpu_vec
