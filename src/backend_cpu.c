@@ -264,6 +264,54 @@ static void attn_block_softmax(float *S, int rows, int n_keys, int i0, const int
     }
 }
 
+/* Under bf16, one (batch, KV head)'s K and V rows rounded once for every
+ * block and query head that uses them, rather than once a product (the
+ * same bits: a product rounds its inputs the same way).  Per thread; NULL
+ * buffers in fp32. */
+typedef struct kv_bf16 {
+    uint16_t *k, *v; /* [seq, head_dim] */
+    int b, kh;       /* whose rows they hold; -1: none yet */
+} kv_bf16;
+
+static kv_bf16 kv_bf16_open(backend *be, int seq, int head_dim)
+{
+    kv_bf16 c = {NULL, NULL, -1, -1};
+    if (precision_of(be) == GEMM_BF16) {
+        c.k = xmalloc((size_t)seq * head_dim * sizeof *c.k);
+        c.v = xmalloc((size_t)seq * head_dim * sizeof *c.v);
+    }
+    return c;
+}
+
+static void kv_bf16_load(kv_bf16 *c, const float *k, const float *v, int b, int kh, int seq, int ks, int head_dim)
+{
+    if (!c->k || (c->b == b && c->kh == kh))
+        return;
+    const size_t off = (size_t)b * seq * ks + (size_t)kh * head_dim;
+    gemm_round_rows_bf16(c->k, k + off, (size_t)seq, (size_t)head_dim, (size_t)ks);
+    gemm_round_rows_bf16(c->v, v + off, (size_t)seq, (size_t)head_dim, (size_t)ks);
+    c->b = b, c->kh = kh;
+}
+
+static void kv_bf16_close(kv_bf16 *c)
+{
+    free(c->k);
+    free(c->v);
+}
+
+/* C = alpha A op(X) + beta C with X the keys or values of (b, kh): its
+ * bf16 copy where there is one (row stride head_dim), else x32 (row
+ * stride ks). */
+static void attn_matmul_kv(backend *be, int trans_x, int m, int n, int k, float alpha, const float *a, int lda,
+                           const float *x32, int ks, const uint16_t *x16, int head_dim, float beta, float *c,
+                           int ldc)
+{
+    if (x16)
+        gemm_bf16_b(0, trans_x, m, n, k, alpha, a, lda, x16, head_dim, beta, c, ldc);
+    else
+        cpu_matmul(be, 0, trans_x, m, n, k, alpha, a, lda, x32, ks, beta, c, ldc);
+}
+
 static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *q, const float *k,
                               const float *v, const int32_t *seg, int batch, int seq, int n_heads,
                               int n_kv_heads, int head_dim)
@@ -275,6 +323,7 @@ static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *
 #pragma omp parallel
     {
         float *S = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
+        kv_bf16 kv = kv_bf16_open(be, seq, head_dim);
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int h = 0; h < n_heads; h++)
@@ -284,12 +333,15 @@ static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *
                     const float *qb = q + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim;
                     const float *kb = k + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
                     const float *vb = v + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
-                    cpu_matmul(be, 0, 1, rows, n_keys, head_dim, scale, qb, qs, kb, ks, 0.0f, S, n_keys);
+                    kv_bf16_load(&kv, k, v, b, h / group, seq, ks, head_dim);
+                    attn_matmul_kv(be, 1, rows, n_keys, head_dim, scale, qb, qs, kb, ks, kv.k, head_dim, 0.0f, S,
+                                   n_keys);
                     attn_block_softmax(S, rows, n_keys, i0, seg ? seg + (size_t)b * seq : NULL, NULL,
                                        lse + ((size_t)b * n_heads + h) * seq + i0);
-                    cpu_matmul(be, 0, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, vb, ks, 0.0f,
-                           out + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim, qs);
+                    attn_matmul_kv(be, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, vb, ks, kv.v, head_dim, 0.0f,
+                                   out + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim, qs);
                 }
+        kv_bf16_close(&kv);
         free(S);
     }
 }
@@ -308,11 +360,13 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
         float *P = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
         float *dP = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
         float *D = xmalloc((size_t)ATTN_QB * sizeof(float));
+        kv_bf16 kv = kv_bf16_open(be, seq, head_dim);
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int kh = 0; kh < n_kv_heads; kh++) {
                 const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
                 const size_t kv0 = (size_t)b * seq * ks + (size_t)kh * head_dim;
+                kv_bf16_load(&kv, k, v, b, kh, seq, ks, head_dim);
                 for (int j = 0; j < seq; j++) {
                     memset(dk + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
                     memset(dv + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
@@ -330,19 +384,23 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
                                 acc += g[d] * o[d];
                             D[r] = acc;
                         }
-                        cpu_matmul(be, 0, 1, rows, n_keys, head_dim, scale, q + q0, qs, k + kv0, ks, 0.0f, P, n_keys);
+                        attn_matmul_kv(be, 1, rows, n_keys, head_dim, scale, q + q0, qs, k + kv0, ks, kv.k, head_dim,
+                                       0.0f, P, n_keys);
                         attn_block_softmax(P, rows, n_keys, i0, seg_row, l, NULL);
-                        cpu_matmul(be, 0, 1, rows, n_keys, head_dim, 1.0f, dout + q0, qs, v + kv0, ks, 0.0f, dP, n_keys);
+                        attn_matmul_kv(be, 1, rows, n_keys, head_dim, 1.0f, dout + q0, qs, v + kv0, ks, kv.v, head_dim,
+                                       0.0f, dP, n_keys);
                         for (int r = 0; r < rows; r++)
                             for (int j = 0; j < n_keys; j++) {
                                 size_t x = (size_t)r * n_keys + j;
                                 dP[x] = P[x] * (dP[x] - D[r]);
                             }
-                        cpu_matmul(be, 0, 0, rows, head_dim, n_keys, scale, dP, n_keys, k + kv0, ks, 0.0f, dq + q0, qs);
+                        attn_matmul_kv(be, 0, rows, head_dim, n_keys, scale, dP, n_keys, k + kv0, ks, kv.k, head_dim,
+                                       0.0f, dq + q0, qs);
                         cpu_matmul(be, 1, 0, n_keys, head_dim, rows, scale, dP, n_keys, q + q0, qs, 1.0f, dk + kv0, ks);
                         cpu_matmul(be, 1, 0, n_keys, head_dim, rows, 1.0f, P, n_keys, dout + q0, qs, 1.0f, dv + kv0, ks);
                     }
             }
+        kv_bf16_close(&kv);
         free(P);
         free(dP);
         free(D);

@@ -212,7 +212,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void round_b
     }
 }
 
-static void round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld)
+void gemm_round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld)
 {
     const int par = !omp_in_parallel() && rows * cols >= ((size_t)1 << 16);
 #pragma omp parallel for schedule(static) if (par)
@@ -237,7 +237,7 @@ static const uint16_t *to_bf16(uint16_t **buf, size_t *have, int trans, int rows
 {
     const int st_rows = trans ? cols : rows, st_cols = trans ? rows : cols;
     uint16_t *d = scratch16(buf, have, (size_t)st_rows * st_cols);
-    round_rows_bf16(d, x, (size_t)st_rows, (size_t)st_cols, (size_t)ld);
+    gemm_round_rows_bf16(d, x, (size_t)st_rows, (size_t)st_cols, (size_t)ld);
     *ld16 = st_cols;
     return d;
 }

@@ -30,6 +30,9 @@ void gemm_bf16_b(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 /* dst = src rounded to bf16, nearest even (NaN stays NaN): what GEMM_BF16
  * does to its inputs, for a B that several products share. */
 void gemm_round_bf16(uint16_t *dst, const float *src, size_t n_elems);
+/* The same for rows x cols of src with row stride ld, into dst packed
+ * (row stride cols). */
+void gemm_round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld);
 
 /* 1 when the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16),
  * checked at run time. */
