@@ -16,7 +16,7 @@ if [ "${SHARDTUNE_SKIP_APT:-0}" != 1 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         build-essential autoconf automake libtool pkg-config ca-certificates \
-        libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libopenblas-dev libjansson-dev libpcre2-dev libyaml-dev \
+        libopenmpi-dev openmpi-bin libhdf5-openmpi-dev libdnnl-dev libjansson-dev libpcre2-dev libyaml-dev \
         libprotobuf-c-dev protobuf-c-compiler libisal-dev \
         libcmocka-dev libcairo2-dev valgrind clang-14 libclang-rt-14-dev man-db python3 python3-venv python3-h5py python3-numpy procps \
         slurm-wlm slurm-wlm-torque munge iproute2 >/dev/null

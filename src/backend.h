@@ -1,5 +1,5 @@
 /* backend.h: the compute interface.  Model code calls only this; the CPU
- * backend (backend_cpu.c, fp32, OpenBLAS, OpenMP) is the reference and every
+ * backend (backend_cpu.c, fp32, oneDNN, OpenMP) is the reference and every
  * other backend is tested against it op by op.
  *
  * Conventions: tensors are row-major fp32 device pointers.  N is the number
@@ -151,7 +151,11 @@ struct backend {
 void backend_account_alloc(backend *be, size_t n_bytes, mem_category cat, int on_host);
 void backend_account_free(backend *be, size_t n_bytes, mem_category cat, int on_host);
 
-backend *backend_cpu_create(int n_threads);
+/* bf16: the CUDA backend's bf16 semantics (see backend_cpu.c); only where
+ * backend_cpu_bf16_usable says so, which otherwise points *why_not at the
+ * reason (no bf16 instructions, or SHARDTUNE_CPU_BF16=0). */
+backend *backend_cpu_create(int n_threads, int bf16);
+int backend_cpu_bf16_usable(const char **why_not);
 /* Computes nothing, counts allocations: for `shardtune plan`.  _cuda: the
  * CUDA backend's layout (backend_cuda_create with the same bf16): its
  * activation_dtype and the scratch its ops keep (see backend_null.c). */

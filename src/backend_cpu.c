@@ -1,13 +1,17 @@
-/* backend_cpu.c: the reference backend.  fp32 everywhere, sgemm from
- * OpenBLAS, the rest as plain loops parallelised with OpenMP.  Written for
- * clarity first: every other backend is checked against this one. */
-#include <cblas.h>
+/* backend_cpu.c: the reference backend.  fp32, matrix products from oneDNN
+ * (gemm.c), the rest as plain loops parallelised with OpenMP.  Written for
+ * clarity first: every other backend is checked against this one.  Under
+ * bf16 (--bf16 on a CPU with bf16 instructions) every product rounds its
+ * inputs to bf16 and accumulates in fp32 and the residual stream is kept in
+ * bf16, as in the CUDA backend's bf16 mode; everything else stays fp32. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "cpu_vec.h"
+#include "gemm.h"
 #include "log.h"
 #include "rng.h"
 #include "weight4.h"
@@ -56,42 +60,22 @@ static void cpu_synchronize(backend *be) {}
 
 /* ---- linear algebra ---- */
 
-static void sgemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                   const float *b, int ldb, float beta, float *c, int ldc)
-{
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
+/* The backend's precision for every product (cpu_impl): GEMM_F32, or
+ * GEMM_BF16 under --bf16 on a CPU with bf16 instructions. */
+typedef struct cpu_impl {
+    gemm_precision prec;
+} cpu_impl;
 
-/* One thread pool: OpenBLAS runs single-threaded and OpenMP splits C into
- * row (or column) blocks, one sgemm each.  Two pools (OpenMP's and
- * OpenBLAS's own threads) fight over the cores and spin-wait on each other.
- * The split depends only on the shape and thread count, so results are
- * reproducible run to run. */
+static gemm_precision precision_of(const backend *be) { return ((const cpu_impl *)be->impl)->prec; }
+
+/* oneDNN threads each product itself over the OpenMP threads (called from
+ * inside a parallel region, as attention does, it runs on the calling
+ * thread alone).  Its split depends only on the shape and the thread
+ * count, so results are reproducible run to run. */
 static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
                        const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    int nt = omp_get_max_threads();
-    double flops = 2.0 * m * n * k;
-    if (nt == 1 || flops < 4e6 || omp_in_parallel()) {
-        sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    const int split_rows = m >= n;
-    const int total = split_rows ? m : n;
-    const int per = (total + nt - 1) / nt;
-#pragma omp parallel for schedule(static, 1)
-    for (int t = 0; t < nt; t++) {
-        int lo = t * per, hi = lo + per < total ? lo + per : total;
-        if (lo >= hi)
-            continue;
-        if (split_rows)
-            sgemm1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda, lda, b, ldb, beta,
-                   c + (size_t)lo * ldc, ldc);
-        else
-            sgemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, trans_b ? b + (size_t)lo * ldb : b + lo, ldb,
-                   beta, c + lo, ldc);
-    }
+    gemm(precision_of(be), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
@@ -268,22 +252,64 @@ static void attn_block_softmax(float *S, int rows, int n_keys, int i0, const int
             else if (row[j] > mx)
                 mx = row[j];
         }
-        if (lse) {
-            float l = lse[r];
-            for (int j = 0; j < n_keys; j++)
-                row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - l);
+        if (lse) { /* masked scores are -inf: exp gives 0 */
+            vec_exp_shifted(row, row, lse[r], (size_t)n_keys);
             continue;
         }
-        float sum = 0.0f;
-        for (int j = 0; j < n_keys; j++) {
-            row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
-            sum += row[j];
-        }
+        float sum = vec_exp_shifted(row, row, mx, (size_t)n_keys);
         float inv = 1.0f / sum;
         for (int j = 0; j < n_keys; j++)
             row[j] *= inv;
         lse_out[r] = mx + logf(sum);
     }
+}
+
+/* Under bf16, one (batch, KV head)'s K and V rows rounded once for every
+ * block and query head that uses them, rather than once a product (the
+ * same bits: a product rounds its inputs the same way).  Per thread; NULL
+ * buffers in fp32. */
+typedef struct kv_bf16 {
+    uint16_t *k, *v; /* [seq, head_dim] */
+    int b, kh;       /* whose rows they hold; -1: none yet */
+} kv_bf16;
+
+static kv_bf16 kv_bf16_open(backend *be, int seq, int head_dim)
+{
+    kv_bf16 c = {NULL, NULL, -1, -1};
+    if (precision_of(be) == GEMM_BF16) {
+        c.k = xmalloc((size_t)seq * head_dim * sizeof *c.k);
+        c.v = xmalloc((size_t)seq * head_dim * sizeof *c.v);
+    }
+    return c;
+}
+
+static void kv_bf16_load(kv_bf16 *c, const float *k, const float *v, int b, int kh, int seq, int ks, int head_dim)
+{
+    if (!c->k || (c->b == b && c->kh == kh))
+        return;
+    const size_t off = (size_t)b * seq * ks + (size_t)kh * head_dim;
+    gemm_round_rows_bf16(c->k, k + off, (size_t)seq, (size_t)head_dim, (size_t)ks);
+    gemm_round_rows_bf16(c->v, v + off, (size_t)seq, (size_t)head_dim, (size_t)ks);
+    c->b = b, c->kh = kh;
+}
+
+static void kv_bf16_close(kv_bf16 *c)
+{
+    free(c->k);
+    free(c->v);
+}
+
+/* C = alpha A op(X) + beta C with X the keys or values of (b, kh): its
+ * bf16 copy where there is one (row stride head_dim), else x32 (row
+ * stride ks). */
+static void attn_matmul_kv(backend *be, int trans_x, int m, int n, int k, float alpha, const float *a, int lda,
+                           const float *x32, int ks, const uint16_t *x16, int head_dim, float beta, float *c,
+                           int ldc)
+{
+    if (x16)
+        gemm_bf16_b(0, trans_x, m, n, k, alpha, a, lda, x16, head_dim, beta, c, ldc);
+    else
+        cpu_matmul(be, 0, trans_x, m, n, k, alpha, a, lda, x32, ks, beta, c, ldc);
 }
 
 static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *q, const float *k,
@@ -297,6 +323,7 @@ static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *
 #pragma omp parallel
     {
         float *S = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
+        kv_bf16 kv = kv_bf16_open(be, seq, head_dim);
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int h = 0; h < n_heads; h++)
@@ -306,12 +333,15 @@ static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *
                     const float *qb = q + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim;
                     const float *kb = k + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
                     const float *vb = v + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
-                    sgemm1(0, 1, rows, n_keys, head_dim, scale, qb, qs, kb, ks, 0.0f, S, n_keys);
+                    kv_bf16_load(&kv, k, v, b, h / group, seq, ks, head_dim);
+                    attn_matmul_kv(be, 1, rows, n_keys, head_dim, scale, qb, qs, kb, ks, kv.k, head_dim, 0.0f, S,
+                                   n_keys);
                     attn_block_softmax(S, rows, n_keys, i0, seg ? seg + (size_t)b * seq : NULL, NULL,
                                        lse + ((size_t)b * n_heads + h) * seq + i0);
-                    sgemm1(0, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, vb, ks, 0.0f,
-                           out + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim, qs);
+                    attn_matmul_kv(be, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, vb, ks, kv.v, head_dim, 0.0f,
+                                   out + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim, qs);
                 }
+        kv_bf16_close(&kv);
         free(S);
     }
 }
@@ -330,11 +360,13 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
         float *P = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
         float *dP = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
         float *D = xmalloc((size_t)ATTN_QB * sizeof(float));
+        kv_bf16 kv = kv_bf16_open(be, seq, head_dim);
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int kh = 0; kh < n_kv_heads; kh++) {
                 const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
                 const size_t kv0 = (size_t)b * seq * ks + (size_t)kh * head_dim;
+                kv_bf16_load(&kv, k, v, b, kh, seq, ks, head_dim);
                 for (int j = 0; j < seq; j++) {
                     memset(dk + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
                     memset(dv + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
@@ -352,19 +384,23 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
                                 acc += g[d] * o[d];
                             D[r] = acc;
                         }
-                        sgemm1(0, 1, rows, n_keys, head_dim, scale, q + q0, qs, k + kv0, ks, 0.0f, P, n_keys);
+                        attn_matmul_kv(be, 1, rows, n_keys, head_dim, scale, q + q0, qs, k + kv0, ks, kv.k, head_dim,
+                                       0.0f, P, n_keys);
                         attn_block_softmax(P, rows, n_keys, i0, seg_row, l, NULL);
-                        sgemm1(0, 1, rows, n_keys, head_dim, 1.0f, dout + q0, qs, v + kv0, ks, 0.0f, dP, n_keys);
+                        attn_matmul_kv(be, 1, rows, n_keys, head_dim, 1.0f, dout + q0, qs, v + kv0, ks, kv.v, head_dim,
+                                       0.0f, dP, n_keys);
                         for (int r = 0; r < rows; r++)
                             for (int j = 0; j < n_keys; j++) {
                                 size_t x = (size_t)r * n_keys + j;
                                 dP[x] = P[x] * (dP[x] - D[r]);
                             }
-                        sgemm1(0, 0, rows, head_dim, n_keys, scale, dP, n_keys, k + kv0, ks, 0.0f, dq + q0, qs);
-                        sgemm1(1, 0, n_keys, head_dim, rows, scale, dP, n_keys, q + q0, qs, 1.0f, dk + kv0, ks);
-                        sgemm1(1, 0, n_keys, head_dim, rows, 1.0f, P, n_keys, dout + q0, qs, 1.0f, dv + kv0, ks);
+                        attn_matmul_kv(be, 0, rows, head_dim, n_keys, scale, dP, n_keys, k + kv0, ks, kv.k, head_dim,
+                                       0.0f, dq + q0, qs);
+                        cpu_matmul(be, 1, 0, n_keys, head_dim, rows, scale, dP, n_keys, q + q0, qs, 1.0f, dk + kv0, ks);
+                        cpu_matmul(be, 1, 0, n_keys, head_dim, rows, 1.0f, P, n_keys, dout + q0, qs, 1.0f, dv + kv0, ks);
                     }
             }
+        kv_bf16_close(&kv);
         free(P);
         free(dP);
         free(D);
@@ -414,25 +450,27 @@ static void cpu_attention_decode(backend *be, float *out, const float *q, const 
     }
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* In chunks, each vectorised (cpu_vec.c). */
+enum { ELEM_CHUNK = 1 << 14 };
 
 static void cpu_swiglu_fwd(backend *be, float *out, const float *gate, const float *up, size_t n_elems)
 {
+    const size_t n_chunks = (n_elems + ELEM_CHUNK - 1) / ELEM_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n_elems; i++) {
-        float g = gate[i];
-        out[i] = g * sigmoidf(g) * up[i];
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * ELEM_CHUNK, n = n_elems - lo < ELEM_CHUNK ? n_elems - lo : ELEM_CHUNK;
+        vec_swiglu_fwd(out + lo, gate + lo, up + lo, n);
     }
 }
 
 static void cpu_swiglu_bwd(backend *be, float *dgate, float *dup, const float *dout, const float *gate,
                            const float *up, size_t n_elems)
 {
+    const size_t n_chunks = (n_elems + ELEM_CHUNK - 1) / ELEM_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n_elems; i++) {
-        float g = gate[i], s = sigmoidf(g);
-        dup[i] = dout[i] * g * s;
-        dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    for (size_t c = 0; c < n_chunks; c++) {
+        size_t lo = c * ELEM_CHUNK, n = n_elems - lo < ELEM_CHUNK ? n_elems - lo : ELEM_CHUNK;
+        vec_swiglu_bwd(dgate + lo, dup + lo, dout + lo, gate + lo, up + lo, n);
     }
 }
 
@@ -507,18 +545,37 @@ static void cpu_col_dot(backend *be, float *out, const float *a, const float *b,
     free(part);
 }
 
-enum { XENT_CHUNK_ROWS = 64 };
+/* Rows of logits per chunk: as many as fit 4 Mi floats (16 MiB), between 16
+ * and 256: a taller chunk makes the lm_head product more efficient (64 rows
+ * ran it at half the GEMM ceiling), a wide vocabulary wants a shorter one. */
+enum { XENT_CHUNK_MAX_ROWS = 256 };
+
+static int xent_chunk_rows(int vocab)
+{
+    int rows = (4 << 20) / (vocab > 0 ? vocab : 1);
+    return rows < 16 ? 16 : rows > XENT_CHUNK_MAX_ROWS ? XENT_CHUNK_MAX_ROWS : rows;
+}
 
 static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logits, const float *h, const float *w,
                                   const int32_t *targets, int n, int dim, int vocab, float grad_scale)
 {
     double total = 0.0;
-    float *chunk = logits ? NULL : xmalloc((size_t)XENT_CHUNK_ROWS * vocab * sizeof(float));
-    for (int r0 = 0; r0 < n; r0 += XENT_CHUNK_ROWS) {
-        int rows = n - r0 < XENT_CHUNK_ROWS ? n - r0 : XENT_CHUNK_ROWS;
+    const int chunk_rows = xent_chunk_rows(vocab);
+    float *chunk = logits ? NULL : xmalloc((size_t)chunk_rows * vocab * sizeof(float));
+    /* bf16: w rounded once for every chunk's products, not once a product */
+    uint16_t *w16 = NULL;
+    if (precision_of(be) == GEMM_BF16) {
+        w16 = xmalloc((size_t)vocab * dim * sizeof *w16);
+        gemm_round_bf16(w16, w, (size_t)vocab * dim);
+    }
+    for (int r0 = 0; r0 < n; r0 += chunk_rows) {
+        int rows = n - r0 < chunk_rows ? n - r0 : chunk_rows;
         float *lg = logits ? logits + (size_t)r0 * vocab : chunk;
-        cpu_matmul(be, 0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w, dim, 0.0f, lg, vocab);
-        double row_loss[XENT_CHUNK_ROWS];
+        if (w16)
+            gemm_bf16_b(0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w16, dim, 0.0f, lg, vocab);
+        else
+            cpu_matmul(be, 0, 1, rows, vocab, dim, 1.0f, h + (size_t)r0 * dim, dim, w, dim, 0.0f, lg, vocab);
+        double row_loss[XENT_CHUNK_MAX_ROWS];
         /* logits are kept when asked for: the gradient goes to a scratch copy */
         float *grad = lg;
         float *scratch = NULL;
@@ -542,16 +599,7 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
             for (int c = 0; c < vocab; c++)
                 mx = row[c] > mx ? row[c] : mx;
             /* one pass of single-precision exponentials, kept for the gradient */
-            double sum = 0.0;
-            if (dh) {
-                for (int c = 0; c < vocab; c++) {
-                    grow[c] = expf(row[c] - mx);
-                    sum += grow[c];
-                }
-            } else {
-                for (int c = 0; c < vocab; c++)
-                    sum += expf(row[c] - mx);
-            }
+            double sum = dh ? vec_exp_shifted(grow, row, mx, (size_t)vocab) : vec_exp_shifted_sum(row, mx, (size_t)vocab);
             double lse = mx + log(sum);
             row_loss[r] = lse - target_logit;
             if (dh) {
@@ -561,7 +609,9 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
                 grow[t] -= grad_scale;
             }
         }
-        if (dh)
+        if (dh && w16)
+            gemm_bf16_b(0, 0, rows, dim, vocab, 1.0f, grad, vocab, w16, dim, 0.0f, dh + (size_t)r0 * dim, dim);
+        else if (dh)
             cpu_matmul(be, 0, 0, rows, dim, vocab, 1.0f, grad, vocab, w, dim, 0.0f, dh + (size_t)r0 * dim, dim);
         if (dh && dw) /* dw += grad^T h, chunk after chunk: the same order at any thread count */
             cpu_matmul(be, 1, 0, vocab, dim, rows, 1.0f, grad, vocab, h + (size_t)r0 * dim, dim, 1.0f, dw, dim);
@@ -570,6 +620,7 @@ static double cpu_lm_head_xent_dw(backend *be, float *dh, float *dw, float *logi
             total += row_loss[r];
     }
     free(chunk);
+    free(w16);
     return total;
 }
 
@@ -598,12 +649,34 @@ static void cpu_adamw(backend *be, float *param, const float *grad, float *m, fl
     }
 }
 
-static void cpu_destroy(backend *be) { free(be); }
+static void cpu_destroy(backend *be)
+{
+    gemm_release();
+    free(be->impl);
+    free(be);
+}
 
-backend *backend_cpu_create(int n_threads)
+int backend_cpu_bf16_usable(const char **why_not)
+{
+    const char *env = getenv("SHARDTUNE_CPU_BF16");
+    if (env && strcmp(env, "0") == 0) {
+        *why_not = "SHARDTUNE_CPU_BF16=0";
+        return 0;
+    }
+    if (!gemm_cpu_has_bf16()) {
+        *why_not = "this CPU has no bf16 instructions (AVX512-BF16 or AMX-BF16)";
+        return 0;
+    }
+    return 1;
+}
+
+backend *backend_cpu_create(int n_threads, int bf16)
 {
     backend *be = xcalloc(1, sizeof *be);
     be->name = "cpu";
+    /* bf16 as the CUDA backend's bf16 mode: products round their inputs,
+     * the residual stream is kept in bf16 */
+    be->activation_dtype = bf16 ? DT_BF16 : DT_F32;
     be->alloc = cpu_alloc;
     be->alloc_host = cpu_alloc_host;
     be->free = cpu_free;
@@ -637,6 +710,8 @@ backend *backend_cpu_create(int n_threads)
     be->adamw = cpu_adamw;
     be->destroy = cpu_destroy;
     (void)n_threads;
-    openblas_set_num_threads(1); /* parallelism comes from OpenMP (see cpu_matmul) */
+    cpu_impl *im = xcalloc(1, sizeof *im);
+    im->prec = bf16 ? GEMM_BF16 : GEMM_F32;
+    be->impl = im;
     return be;
 }

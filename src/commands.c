@@ -2,7 +2,6 @@
  * --version, the man page (see commands.h). */
 #include "commands.h"
 
-#include <cblas.h>
 #include <hdf5.h>
 #include <jansson.h>
 #include <limits.h>
@@ -13,6 +12,7 @@
 #include <yaml.h>
 
 #include "cuda_plugin.h"
+#include "gemm.h"
 
 const command_doc shardtune_commands[] = {
     {"train", "[flags]", "fine-tune LoRA / DoRA / QLoRA adapters (flags as PEFT's train.py / TrainingArguments)",
@@ -46,7 +46,10 @@ void commands_print_version(FILE *out)
 {
     fprintf(out, "shardtune %s\n", SHARDTUNE_VERSION);
     char plugin[PATH_MAX + 32];
-    fprintf(out, "backends: CPU (OpenBLAS, OpenMP)");
+    char gemm_lib[128];
+    gemm_library_version(gemm_lib, sizeof gemm_lib);
+    fprintf(out, "backends: CPU (oneDNN, OpenMP; --bf16 computes in bf16: %s)",
+            gemm_cpu_has_bf16() ? "yes" : "no, this CPU has no bf16 instructions");
     if (cuda_plugin_find(plugin, sizeof plugin) == 0)
         fprintf(out, ", CUDA (%s)\n", plugin);
     else
@@ -61,8 +64,8 @@ void commands_print_version(FILE *out)
     H5get_libversion(&h5[0], &h5[1], &h5[2]);
     char pcre[64] = "?";
     pcre2_config(PCRE2_CONFIG_VERSION, pcre);
-    fprintf(out, "libraries: %s; HDF5 %u.%u.%u (parallel); OpenBLAS (%s); jansson %s; PCRE2 %s; libyaml %s\n", mpi,
-            h5[0], h5[1], h5[2], openblas_get_config(), jansson_version_str(), pcre, yaml_get_version_string());
+    fprintf(out, "libraries: %s; HDF5 %u.%u.%u (parallel); %s; jansson %s; PCRE2 %s; libyaml %s\n", mpi, h5[0],
+            h5[1], h5[2], gemm_lib, jansson_version_str(), pcre, yaml_get_version_string());
 }
 
 /* Text for roff: a leading dot or quote escaped, backslashes doubled,

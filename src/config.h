@@ -79,7 +79,7 @@ typedef struct run_config {
     /* QLoRA (train, eval, generate, model_dump; plan sizes nested NF4) */
     int use_nested_quant;
     char *bnb_4bit_quant_type;          /* nf4 | fp4 */
-    char *bnb_4bit_compute_dtype;       /* the CPU computes in fp32 whatever this says */
+    char *bnb_4bit_compute_dtype;       /* the products' precision is --bf16's whatever this says */
     char *bnb_4bit_quant_storage_dtype; /* a view of the packed bytes only */
     /* merge */
     char *max_shard_size;       /* "5GB", "200MB", or bytes */

@@ -1,9 +1,9 @@
 /* flops.c: see flops.h. */
 #include "flops.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 
+#include "gemm.h"
 #include "log.h"
 
 double model_flops_per_token(const llama_config *cfg, double seq, double n_trainable)
@@ -14,7 +14,7 @@ double model_flops_per_token(const llama_config *cfg, double seq, double n_train
     return 4.0 * p_linear + 6.0 * n_trainable + 6.0 * L * seq * q;
 }
 
-double cpu_sgemm_peak(void)
+double cpu_gemm_peak(int bf16)
 {
     enum { N = 1024 };
     float *a = xmalloc((size_t)N * N * sizeof *a), *b = xmalloc((size_t)N * N * sizeof *b),
@@ -26,7 +26,7 @@ double cpu_sgemm_peak(void)
     double best = 0.0;
     for (int r = 0; r < 4; r++) { /* the first run warms caches and threads */
         double t = monotonic_seconds();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+        gemm(bf16 ? GEMM_BF16 : GEMM_F32, 0, 0, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
         t = monotonic_seconds() - t;
         if (r > 0 && t > 0 && 2.0 * N * N * N / t > best)
             best = 2.0 * N * N * N / t;

@@ -13,7 +13,6 @@
  * the sum again. */
 #include "merge.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "backend.h"
+#include "gemm.h"
 #include "peft_adapter.h"
 #include "weight4.h"
 #include "weight4_bnb.h"
@@ -230,8 +230,8 @@ static int merge_unit(const model *m, int ui, const safetensors *base, const saf
                 /* W [out, in] += s * B [out, r] @ A [r, in], in fp32 */
                 int rows = (int)p->shape[0], cols = (int)p->shape[1], r = (int)a->shape[0];
                 float scale = m->layers[a->layer].lora[a->lin].scale; /* the module's own (rank_pattern ...) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, scale, train + b->offset, r,
-                            train + a->offset, cols, 1.0f, wf, cols);
+                gemm(GEMM_F32, 0, 0, rows, cols, r, scale, train + b->offset, r, train + a->offset, cols, 1.0f, wf,
+                     cols);
                 if (mag)
                     dora_scale_rows(wf, train + mag->offset, rows, cols);
             }

@@ -17,7 +17,7 @@
 #include "cuda_plugin.h"
 #include "weight4.h"
 
-static backend *create_cpu_backend(void)
+static backend *create_cpu_backend(int bf16)
 {
     const char *env = getenv("OMP_NUM_THREADS");
     int threads = env && atoi(env) > 0 ? atoi(env) : omp_get_max_threads();
@@ -28,7 +28,7 @@ static backend *create_cpu_backend(void)
         log_info("note: %d OpenMP threads but this rank may run on %d core(s): give it more "
                  "(mpirun --map-by slot:PE=%d, or --bind-to none) or set OMP_NUM_THREADS=%d",
                  threads, CPU_COUNT(&set), threads, CPU_COUNT(&set));
-    return backend_cpu_create(threads);
+    return backend_cpu_create(threads, bf16);
 }
 
 /* This rank's index among the ranks of its node: which GPU it takes. */
@@ -82,9 +82,11 @@ static int open_backend(session *s, const run_config *c, errbuf *e)
         return err_set(e, "--device auto: some ranks found a GPU and others none; pass --device cpu or --device cuda");
     if (want_cuda)
         return open_cuda(s, plugin, bf16, e);
-    if (bf16 && s->rank == 0)
-        log_info("note: bf16 asked for (--bf16 or mixed_precision: bf16): the CPU backend computes in fp32");
-    s->be = create_cpu_backend();
+    const char *why_not = NULL;
+    const int cpu_bf16 = bf16 && backend_cpu_bf16_usable(&why_not);
+    if (bf16 && !cpu_bf16 && s->rank == 0)
+        log_info("note: bf16 asked for (--bf16 or mixed_precision: bf16) but %s: compute stays fp32", why_not);
+    s->be = create_cpu_backend(cpu_bf16);
     return 0;
 }
 
@@ -190,12 +192,9 @@ static int use_4bit(session *s, const run_config *c, int argc, char **argv, errb
             log_info("4-bit: linear weights as %s%s, blocks of %d: frozen weights %.3f MiB (%.3f MiB as loaded)",
                      type, nested ? " with nested absmax" : "", WEIGHT4_BLOCKSIZE, after / 1048576.0,
                      before / 1048576.0);
-        if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0 && strcmp(s->be->name, "cpu") == 0)
-            log_info("note: --bnb_4bit_compute_dtype %s: the CPU backend dequantizes to fp32 and computes in fp32 "
-                     "(%s compute is not supported on the CPU)", c->bnb_4bit_compute_dtype, c->bnb_4bit_compute_dtype);
-        else if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0) /* CUDA: the precision is --bf16's */
-            log_info("note: --bnb_4bit_compute_dtype %s: the CUDA backend dequantizes to fp32; its products %s",
-                     c->bnb_4bit_compute_dtype,
+        if (strcmp(c->bnb_4bit_compute_dtype, "float32") != 0) /* the precision is --bf16's */
+            log_info("note: --bnb_4bit_compute_dtype %s: the %s backend dequantizes to fp32; its products %s",
+                     c->bnb_4bit_compute_dtype, strcmp(s->be->name, "cpu") == 0 ? "CPU" : "CUDA",
                      s->be->activation_dtype == DT_BF16 ? "round their inputs to bf16 and accumulate in fp32 (--bf16)"
                                                         : "are fp32 (--bf16 True makes them bf16)");
     }

@@ -208,15 +208,15 @@ static void start_progress(progress *p, session *s, const run_config *c, int sta
     const int live = s->rank == 0 && isatty(STDERR_FILENO) && !c->disable_tqdm;
     double peak = 0.0;
     if (!strcmp(s->be->name, "cpu")) {
-        peak = cpu_sgemm_peak();
+        peak = cpu_gemm_peak(s->be->activation_dtype == DT_BF16);
         session_sum(s, &peak, 1);
     }
     double n_trainable = (double)model_n_trainable(&s->m);
     progress_begin(p, live, start_step, total_steps, &s->m.cfg, n_trainable, peak);
     char peak_text[96] = "unknown on this backend (no MFU)";
     if (peak > 0)
-        snprintf(peak_text, sizeof peak_text, "%.3g TFLOP/s (the best fp32 sgemm, 1024^3, of %d rank(s) at once)",
-                 peak / 1e12, s->world);
+        snprintf(peak_text, sizeof peak_text, "%.3g TFLOP/s (the best %s product, 1024^3, of %d rank(s) at once)",
+                 peak / 1e12, s->be->activation_dtype == DT_BF16 ? "bf16" : "fp32", s->world);
     log_info("model FLOPs per token: %.6g at %d tokens a row (bench/lora_flops.py's count); peak %s",
              model_flops_per_token(&s->m.cfg, c->max_seq_len, n_trainable), c->max_seq_len, peak_text);
 }

@@ -94,12 +94,14 @@ node_tx_bytes() {
 # cluster_mpirun_args: what mpirun needs across the emulated nodes: TCP only
 # and on the private /24; ranks that yield (every node believes it owns all
 # cores); the daemons started through the rsh agent; the variables ranks
-# need exported (a clean remote environment would drop them, and
-# OPENBLAS_CORETYPE changes the kernels, so the last bits of the losses)
+# need exported (a clean remote environment would drop them; oneDNN's ISA
+# cap and SHARDTUNE_CPU_BF16 choose the kernels, so the last bits of the
+# losses; the OPENBLAS_* settings of this environment go along unchanged)
 cluster_mpirun_args() {
     echo "--mca btl tcp,self --mca btl_tcp_if_include $CLUSTER_NET.0/24 --mca oob_tcp_if_include $CLUSTER_NET.0/24" \
         "--mca mpi_yield_when_idle 1 --mca plm_rsh_agent $CLUSTER_DIR/rsh"
-    for _v in PATH LD_LIBRARY_PATH OMP_NUM_THREADS OPENBLAS_CORETYPE OPENBLAS_L2_SIZE SHARDTUNE_DEVICE \
+    for _v in PATH LD_LIBRARY_PATH OMP_NUM_THREADS OPENBLAS_CORETYPE OPENBLAS_L2_SIZE ONEDNN_MAX_CPU_ISA DNNL_MAX_CPU_ISA \
+        SHARDTUNE_CPU_BF16 SHARDTUNE_DEVICE \
         OMPI_MCA_rmaps_base_oversubscribe FSDP_SHARDING_STRATEGY SHARDTUNE_RANKS_PER_NODE; do
         eval "[ -n \"\${$_v+set}\" ]" && echo "-x $_v"
     done

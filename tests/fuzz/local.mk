@@ -180,6 +180,6 @@ CLEANFILES += tests/fuzz/fuzz_checkpoint
 tests/fuzz/fuzz_checkpoint: $(FUZZ_CHECKPOINT_SRC) $(srcdir)/io/checkpoint.h $(srcdir)/src/checksum.h \
 		$(srcdir)/src/fault_inject.h $(srcdir)/src/fsdp.h $(srcdir)/src/model.h $(FUZZ_FILE_H)
 	$(MKDIR_P) tests/fuzz
-	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) $(OPENBLAS_CFLAGS) $(FUZZ_CHECKPOINT_SRC) \
+	OMPI_CC="$(FUZZ_CLANG)" $(MPICC) $(FUZZ_CFLAGS) $(HDF5_CFLAGS) $(FUZZ_CHECKPOINT_SRC) \
 		$(HDF5_LIBS) -lm -o $@
 endif

@@ -513,7 +513,7 @@ int main(void)
         printf("op_check: no GPU answers: skipped\n");
         return 77;
     }
-    cpu = backend_cpu_create(1);
+    cpu = backend_cpu_create(1, 0);
     for (bf16_mode = 0; bf16_mode < 2; bf16_mode++) {
         unsetenv("SHARDTUNE_CUDA_SCRATCH_KIB");
         gpu = plugin->backend_create(0, bf16_mode, &e);

@@ -2,7 +2,7 @@
 # pack.sh: builds shardtune with CUDA on this machine and packs it for a GPU
 # machine that has CUDA (its libraries in /usr/local/cuda or in Python's
 # nvidia-* packages) and Python's torch stack, but none of this project's other
-# libraries (Open MPI, parallel HDF5, OpenBLAS, jansson, PCRE2, libyaml) and
+# libraries (Open MPI, parallel HDF5, oneDNN, jansson, PCRE2, libyaml) and
 # no way to install them.  tests/gpu/check.sh runs from the pack there.
 #
 #   tests/gpu/pack.sh [PACK_DIR]      (default: .gpu/pack; .gpu/ is git-ignored)

@@ -102,6 +102,8 @@ def parse_args(argv):
     ap.add_argument("--num_train_epochs", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--require_clipping", action="store_true")
+    ap.add_argument("--autocast_bf16", action="store_true",
+                    help="forward under torch.autocast('cpu', dtype=torch.bfloat16), as Trainer(bf16=True) runs")
     ap.add_argument("--float64", action="store_true",
                     help="run in float64: how far a correct float32 run may drift")
     # QLoRA: the base loaded 4-bit by transformers + bitsandbytes (qlora_common.py)
@@ -167,8 +169,9 @@ def main(argv):
                 if dropout:
                     dropout["key"] = micro_batch_key(a.seed, g, k)
                 # transformers' ForCausalLMLoss: sum-reduced NLL / num_items_in_batch
-                out = model(input_ids=inp, labels=lab, use_cache=False,
-                            num_items_in_batch=torch.tensor(num_items))
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast_bf16):
+                    out = model(input_ids=inp, labels=lab, use_cache=False,
+                                num_items_in_batch=torch.tensor(num_items))
                 out.loss.backward()
                 step_loss += out.loss.item()
             if a.max_grad_norm > 0:
