@@ -465,7 +465,12 @@ int train_run(const run_config *c, int argc, char **argv, errbuf *e)
         plot_train_draw(c->output_dir, 1);
     rc = 0;
 out:
-    preempt_end(&pw);
+    /* A pre-empted run keeps its handlers until the process exits: the
+     * batch system may signal again while the ranks finalize (srun
+     * --kill-on-bad-exit does once the first rank exits 75), and every rank
+     * must still exit 75. */
+    if (rc != TRAIN_STOPPED)
+        preempt_end(&pw);
     if (train_log_close(&log, rc != -1 ? e : NULL) != 0)
         rc = -1;
     if (opt.n_ranges)

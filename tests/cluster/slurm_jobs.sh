@@ -9,6 +9,9 @@
 #   exit 75, the script requeues), resumes each time from `latest` at the
 #   last step it logged (no step done is recomputed) and ends with the
 #   uninterrupted adapter, bitwise;
+# - a task of the sbatch job SIGKILLed mid-run: the other ranks end within
+#   30 s (the script's srun --kill-on-bad-exit) and the job fails, rather
+#   than waiting in a collective until the time limit;
 # - jobs/pbs/train_fsdp.pbs through Slurm's qsub wrapper (mpirun inside the
 #   allocation) trains the same, bitwise;
 # - a checkpoint written by 4 ranks on node1 and node2 resumes on node2 and
@@ -72,6 +75,22 @@ grep -q "stopping after step .*SIGUSR1 reached 4 of 4" "$CLUSTER_DIR/pre.out" ||
 grep -q "requeueing job $j" "$CLUSTER_DIR/pre.out" || fail "pre: the script did not requeue"
 same_as_ref pre
 echo "requeued and pre-empted: resumed at the steps logged, bitwise the uninterrupted run"
+
+# a task killed: the step ends, no rank is left waiting
+j=$(sbatch_job killed)
+wait_for_step "$CLUSTER_DIR/killed" 3
+ranks="^$SHARDTUNE train .*--output_dir $CLUSTER_DIR/killed "
+victim=$(pgrep -f -- "$ranks" | head -1)
+[ -n "$victim" ] || fail "killed: no rank found"
+t0=$(date +%s)
+kill -9 "$victim"
+while pgrep -f -- "$ranks" > /dev/null; do
+    [ $(($(date +%s) - t0)) -lt 30 ] || { pgrep -af -- "$ranks"; fail "killed: ranks still running 30 s after one was killed"; }
+    sleep 0.2
+done
+echo "a rank SIGKILLed after step $(last_step "$CLUSTER_DIR/killed"): every rank ended within $(($(date +%s) - t0)) s"
+slurm_wait "$j" FAILED COMPLETED CANCELLED
+[ "$(on_node head squeue -h -j "$j" -t all -o %T)" = FAILED ] || fail "killed: job $j did not fail"
 
 # PBS through Slurm's qsub wrapper
 printf '%s\n' $QS_FLAGS --max_steps $steps > "$CLUSTER_DIR/pbs.flags"
