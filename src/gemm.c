@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_thin.h"
 #include "log.h"
 
 #define DNNL_CHECK(call)                                                                                   \
@@ -264,6 +265,10 @@ void gemm(gemm_precision prec, int trans_a, int trans_b, int m, int n, int k, fl
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
                 c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+        return;
+    }
+    if (gemm_thin_applies(m, n, k)) { /* an adapter's products: see gemm_thin.h */
+        gemm_thin(prec, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     gemm_table *t = table_get();

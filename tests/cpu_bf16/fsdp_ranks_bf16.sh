@@ -8,7 +8,10 @@
 # the adapters differ by that much an activation or product input can round
 # to the neighbouring bf16 value (2^-9 relative away) where the other run's
 # does not; at lr 1e-2 the 8 steps amplify such a flip to 1e-3 (seen: 1.5e-3
-# on 2 ranks), at 1e-3 they do not.
+# on 2 ranks), at 1e-3 they mostly do not: on the bf16-stored model one such
+# flip at step 8 moved that step's gradient norm by 1.1e-4 (2 and 3 ranks
+# equal to each other to 9 digits), so that model is held to 1e-3, still
+# far below what a lost or doubled shard does (1e-2 and more).
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/fsdp/fsdp_lib.sh"
 . "$top_srcdir/tests/cpu_bf16/lib.sh"
@@ -23,6 +26,8 @@ for kind in f32 bf16; do
             --gradient_accumulation_steps $((6 / np)) --max_steps 8 --learning_rate 1e-3
     done
     ! grep -q "compute stays fp32" "$SCRATCH/$kind.1.log" || fail "--bf16 fell back to fp32"
-    compare_runs "$SCRATCH/$kind.1" "$SCRATCH/$kind.2" "$SCRATCH/$kind.3"
+    rtol=1e-5
+    [ $kind = bf16 ] && rtol=1e-3
+    compare_runs --rtol $rtol "$SCRATCH/$kind.1" "$SCRATCH/$kind.2" "$SCRATCH/$kind.3"
 done
 echo PASS

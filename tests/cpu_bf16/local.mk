@@ -26,3 +26,11 @@ tests_cpu_bf16_test_cpu_vec_SOURCES = tests/cpu_bf16/test_cpu_vec.c
 tests_cpu_bf16_test_cpu_vec_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_cpu_bf16_test_cpu_vec_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
 TESTS += tests/cpu_bf16/test_cpu_vec
+
+# gemm()'s kernels for products with a short side (src/gemm_thin.c) against
+# oneDNN's dnnl_sgemm, fp32 and bf16, AVX-512 and portable (cmocka)
+check_PROGRAMS += tests/cpu_bf16/test_gemm_thin
+tests_cpu_bf16_test_gemm_thin_SOURCES = tests/cpu_bf16/test_gemm_thin.c
+tests_cpu_bf16_test_gemm_thin_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_cpu_bf16_test_gemm_thin_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
+TESTS += tests/cpu_bf16/test_gemm_thin
