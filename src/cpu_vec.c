@@ -5,7 +5,9 @@
  * features, run after run. */
 #include "cpu_vec.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
@@ -75,4 +77,38 @@ VEC_CLONES void vec_swiglu_bwd(float *dgate, float *dup, const float *dout, cons
         dup[i] = dout[i] * g * s;
         dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
     }
+}
+
+VEC_CLONES float vec_softmax_range(float *x, size_t lo, size_t hi, size_t n_elems)
+{
+    float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (size_t i = lo; i < hi; i++)
+        mx = x[i] > mx ? x[i] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = lo; i < hi; i++) {
+        x[i] = exp_poly(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++)
+        x[i] *= inv;
+    memset(x, 0, lo * sizeof *x);
+    memset(x + hi, 0, (n_elems - hi) * sizeof *x);
+    return mx + logf(sum);
+}
+
+VEC_CLONES void vec_softmax_grad_range(float *s, float *dp, float lse, float d, size_t lo, size_t hi, size_t n_elems)
+{
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
+        float p = exp_poly(s[i] - lse);
+        s[i] = p;
+        dp[i] = p * (dp[i] - d);
+    }
+    memset(s, 0, lo * sizeof *s);
+    memset(s + hi, 0, (n_elems - hi) * sizeof *s);
+    memset(dp, 0, lo * sizeof *dp);
+    memset(dp + hi, 0, (n_elems - hi) * sizeof *dp);
 }
