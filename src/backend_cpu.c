@@ -162,64 +162,63 @@ static void cpu_embedding_bwd(backend *be, float *dtable, const int32_t *ids, co
                 dtable[(size_t)ids[i] * dim + j] += dout[(size_t)i * dim + j];
 }
 
+/* A row per thread (cpu_vec.c): each row's sums have a fixed order, the
+ * same at any thread count. */
 static void cpu_rmsnorm_fwd(backend *be, float *out, float *rstd, const float *x, const float *w, int n,
                             int dim, float eps)
 {
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * dim;
-        float *oi = out + (size_t)i * dim;
-        double ss = 0.0;
-        for (int j = 0; j < dim; j++)
-            ss += (double)xi[j] * xi[j];
-        float r = (float)(1.0 / sqrt(ss / dim + eps));
-        rstd[i] = r;
-        for (int j = 0; j < dim; j++)
-            oi[j] = w[j] * (xi[j] * r);
-    }
+    for (int i = 0; i < n; i++)
+        rstd[i] = vec_rmsnorm_row(out + (size_t)i * dim, x + (size_t)i * dim, w, eps, (size_t)dim);
 }
 
 static void cpu_rmsnorm_bwd(backend *be, float *dx, const float *dout, const float *x, const float *w,
                             const float *rstd, int n, int dim)
 {
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * dim;
-        const float *gi = dout + (size_t)i * dim;
-        float *dxi = dx + (size_t)i * dim;
-        float r = rstd[i];
-        /* y = w*x*r, r = (mean x^2 + eps)^-1/2:
-         * dx = r*(w*g) - x * r^3/dim * sum(w*g*x) */
-        double dot = 0.0;
-        for (int j = 0; j < dim; j++)
-            dot += (double)w[j] * gi[j] * xi[j];
-        float c = (float)(dot * r * r * r / dim);
-        for (int j = 0; j < dim; j++)
-            dxi[j] += r * w[j] * gi[j] - xi[j] * c;
-    }
+    for (int i = 0; i < n; i++)
+        vec_rmsnorm_bwd_row(dx + (size_t)i * dim, dout + (size_t)i * dim, x + (size_t)i * dim, w, rstd[i],
+                            (size_t)dim);
 }
 
+/* The cosines and sines are computed per distinct position rather than per
+ * token where positions repeat (the rows of a batch share them: sincos is
+ * most of the op's cost), else per token (a few generated tokens at large
+ * positions). */
 static void cpu_rope(backend *be, float *x, const int32_t *pos, const float *inv_freq, int n, int n_heads,
                      int head_dim, int inverse)
 {
-    int half = head_dim / 2;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        float cs[half], sn[half];
-        for (int j = 0; j < half; j++) {
-            float angle = (float)pos[i] * inv_freq[j];
-            cs[j] = cosf(angle);
-            sn[j] = inverse ? -sinf(angle) : sinf(angle);
-        }
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)i * n_heads + h) * head_dim;
+    if (n <= 0)
+        return;
+    const int half = head_dim / 2;
+    int32_t p_min = pos[0], p_max = pos[0];
+    for (int i = 1; i < n; i++) {
+        p_min = pos[i] < p_min ? pos[i] : p_min;
+        p_max = pos[i] > p_max ? pos[i] : p_max;
+    }
+    const int by_pos = (int64_t)p_max - p_min < n;
+    const int n_rows = by_pos ? p_max - p_min + 1 : n;
+    float *cs = xmalloc((size_t)n_rows * half * sizeof *cs), *sn = xmalloc((size_t)n_rows * half * sizeof *sn);
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < n_rows; t++) {
+            const int32_t p = by_pos ? p_min + t : pos[t];
             for (int j = 0; j < half; j++) {
-                float a = v[j], b = v[j + half];
-                v[j] = a * cs[j] - b * sn[j];
-                v[j + half] = b * cs[j] + a * sn[j];
+                float angle = (float)p * inv_freq[j];
+                cs[(size_t)t * half + j] = cosf(angle);
+                sn[(size_t)t * half + j] = inverse ? -sinf(angle) : sinf(angle);
             }
         }
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const size_t row = (size_t)(by_pos ? pos[i] - p_min : i) * half;
+            for (int h = 0; h < n_heads; h++)
+                vec_rope_rotate(x + ((size_t)i * n_heads + h) * head_dim, cs + row, sn + row, (size_t)half);
+        }
     }
+    free(cs);
+    free(sn);
 }
 
 /* Attention as blocks of matrix products.  The work item is a (batch row,

@@ -112,3 +112,39 @@ VEC_CLONES void vec_softmax_grad_range(float *s, float *dp, float lse, float d, 
     memset(dp, 0, lo * sizeof *dp);
     memset(dp + hi, 0, (n_elems - hi) * sizeof *dp);
 }
+
+VEC_CLONES float vec_rmsnorm_row(float *out, const float *x, const float *w, float eps, size_t n_elems)
+{
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (size_t i = 0; i < n_elems; i++)
+        ss += (double)x[i] * x[i];
+    const float r = (float)(1.0 / sqrt(ss / n_elems + eps));
+#pragma omp simd
+    for (size_t i = 0; i < n_elems; i++)
+        out[i] = w[i] * (x[i] * r);
+    return r;
+}
+
+VEC_CLONES void vec_rmsnorm_bwd_row(float *dx, const float *g, const float *x, const float *w, float r,
+                                    size_t n_elems)
+{
+    double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+    for (size_t i = 0; i < n_elems; i++)
+        dot += (double)w[i] * g[i] * x[i];
+    const float c = (float)(dot * r * r * r / n_elems);
+#pragma omp simd
+    for (size_t i = 0; i < n_elems; i++)
+        dx[i] += r * w[i] * g[i] - x[i] * c;
+}
+
+VEC_CLONES void vec_rope_rotate(float *x, const float *cs, const float *sn, size_t half)
+{
+#pragma omp simd
+    for (size_t j = 0; j < half; j++) {
+        float a = x[j], b = x[j + half];
+        x[j] = a * cs[j] - b * sn[j];
+        x[j + half] = b * cs[j] + a * sn[j];
+    }
+}
