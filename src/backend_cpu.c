@@ -246,8 +246,8 @@ static void attn_visible_from(int *lo, const int32_t *seg_row, int seq)
         lo[i] = !seg_row ? 0 : i > 0 && seg_row[i] == seg_row[i - 1] ? lo[i - 1] : i;
 }
 
-/* rows x width of src (row stride ld) to dst packed (row stride width), or
- * back (unpack) */
+/* rows x width floats of src (row stride ld_src) into dst (row stride
+ * ld_dst): packs a block's query rows of the group, and unpacks results. */
 static void attn_copy_rows(float *dst, int ld_dst, const float *src, int ld_src, int rows, int width)
 {
     for (int r = 0; r < rows; r++)
