@@ -94,8 +94,8 @@ struct backend {
                  int n_heads, int head_dim, int inverse);
     /* Causal attention with grouped-query heads over batch x seq positions.
      * q [B,T,Hq,hd], k/v [B,T,Hkv,hd], out [B,T,Hq,hd], lse [B,Hq,T].
-     * seg (nullable, [B,T]): a key is visible only within the same segment
-     * (document boundaries for packed sequences). */
+     * seg (nullable, [B,T]): a key is visible only within the same segment,
+     * a run of equal ids (the documents of a packed row, then padding). */
     void (*attention_fwd)(backend *be, float *out, float *lse, const float *q, const float *k,
                           const float *v, const int32_t *seg, int batch, int seq, int n_heads,
                           int n_kv_heads, int head_dim);

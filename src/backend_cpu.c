@@ -162,106 +162,96 @@ static void cpu_embedding_bwd(backend *be, float *dtable, const int32_t *ids, co
                 dtable[(size_t)ids[i] * dim + j] += dout[(size_t)i * dim + j];
 }
 
+/* A row per thread (cpu_vec.c): each row's sums have a fixed order, the
+ * same at any thread count. */
 static void cpu_rmsnorm_fwd(backend *be, float *out, float *rstd, const float *x, const float *w, int n,
                             int dim, float eps)
 {
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * dim;
-        float *oi = out + (size_t)i * dim;
-        double ss = 0.0;
-        for (int j = 0; j < dim; j++)
-            ss += (double)xi[j] * xi[j];
-        float r = (float)(1.0 / sqrt(ss / dim + eps));
-        rstd[i] = r;
-        for (int j = 0; j < dim; j++)
-            oi[j] = w[j] * (xi[j] * r);
-    }
+    for (int i = 0; i < n; i++)
+        rstd[i] = vec_rmsnorm_row(out + (size_t)i * dim, x + (size_t)i * dim, w, eps, (size_t)dim);
 }
 
 static void cpu_rmsnorm_bwd(backend *be, float *dx, const float *dout, const float *x, const float *w,
                             const float *rstd, int n, int dim)
 {
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * dim;
-        const float *gi = dout + (size_t)i * dim;
-        float *dxi = dx + (size_t)i * dim;
-        float r = rstd[i];
-        /* y = w*x*r, r = (mean x^2 + eps)^-1/2:
-         * dx = r*(w*g) - x * r^3/dim * sum(w*g*x) */
-        double dot = 0.0;
-        for (int j = 0; j < dim; j++)
-            dot += (double)w[j] * gi[j] * xi[j];
-        float c = (float)(dot * r * r * r / dim);
-        for (int j = 0; j < dim; j++)
-            dxi[j] += r * w[j] * gi[j] - xi[j] * c;
-    }
+    for (int i = 0; i < n; i++)
+        vec_rmsnorm_bwd_row(dx + (size_t)i * dim, dout + (size_t)i * dim, x + (size_t)i * dim, w, rstd[i],
+                            (size_t)dim);
 }
 
+/* The cosines and sines are computed per distinct position rather than per
+ * token where positions repeat (the rows of a batch share them: sincos is
+ * most of the op's cost), else per token (a few generated tokens at large
+ * positions). */
 static void cpu_rope(backend *be, float *x, const int32_t *pos, const float *inv_freq, int n, int n_heads,
                      int head_dim, int inverse)
 {
-    int half = head_dim / 2;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        float cs[half], sn[half];
-        for (int j = 0; j < half; j++) {
-            float angle = (float)pos[i] * inv_freq[j];
-            cs[j] = cosf(angle);
-            sn[j] = inverse ? -sinf(angle) : sinf(angle);
-        }
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + ((size_t)i * n_heads + h) * head_dim;
+    if (n <= 0)
+        return;
+    const int half = head_dim / 2;
+    int32_t p_min = pos[0], p_max = pos[0];
+    for (int i = 1; i < n; i++) {
+        p_min = pos[i] < p_min ? pos[i] : p_min;
+        p_max = pos[i] > p_max ? pos[i] : p_max;
+    }
+    const int by_pos = (int64_t)p_max - p_min < n;
+    const int n_rows = by_pos ? p_max - p_min + 1 : n;
+    float *cs = xmalloc((size_t)n_rows * half * sizeof *cs), *sn = xmalloc((size_t)n_rows * half * sizeof *sn);
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < n_rows; t++) {
+            const int32_t p = by_pos ? p_min + t : pos[t];
             for (int j = 0; j < half; j++) {
-                float a = v[j], b = v[j + half];
-                v[j] = a * cs[j] - b * sn[j];
-                v[j + half] = b * cs[j] + a * sn[j];
+                float angle = (float)p * inv_freq[j];
+                cs[(size_t)t * half + j] = cosf(angle);
+                sn[(size_t)t * half + j] = inverse ? -sinf(angle) : sinf(angle);
             }
         }
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const size_t row = (size_t)(by_pos ? pos[i] - p_min : i) * half;
+            for (int h = 0; h < n_heads; h++)
+                vec_rope_rotate(x + ((size_t)i * n_heads + h) * head_dim, cs + row, sn + row, (size_t)half);
+        }
     }
+    free(cs);
+    free(sn);
 }
 
-/* Attention as blocks of matrix products: for each (batch, head) and block
- * of QB queries, S = scale Q K^T over the keys up to the block's end (the
- * causal part), masked and soft-maxed in place, then O = P V.  Backward
- * recomputes P from the saved log-sum-exp (nothing quadratic is stored):
+/* Attention as blocks of matrix products.  The work item is a (batch row,
+ * KV head, block of QB queries): the block's queries of the `group` query
+ * heads that share the KV head are packed into one [group*QB, head_dim]
+ * matrix (row r*group + h: query i0+r of the group's head h), so that one
+ * product serves all of them: fewer and taller products, each K/V operand
+ * fetched (and, for transposed operands, repacked by oneDNN) once for the
+ * group.  S = scale Q K^T over the keys up to the block's last query (the
+ * causal part), soft-maxed in place, then O = P V.  Backward recomputes P
+ * from the saved log-sum-exp (nothing quadratic is stored):
  * dP = dO V^T, dS = P (dP - rowsum(dO o O)), dQ = scale dS K,
- * dK += scale dS^T Q, dV += P^T dO.  One thread owns a (batch, KV head), so
- * dK and dV need no atomics and every sum has a fixed order. */
+ * dK += scale dS^T Q, dV += P^T dO.  One thread owns a (batch row, KV head)
+ * in backward, so dK and dV need no atomics and every sum has a fixed
+ * order.  Larger blocks measured slower (the score block leaves the
+ * caches). */
 enum { ATTN_QB = 64 };
 
-static inline int attn_visible(const int32_t *seg_row, int i, int j)
+/* Query i sees keys [lo[i], i]: the causal part of its segment.  Segments
+ * are runs of equal ids (the documents of a packed row, then padding), so
+ * lo[i] is where i's run starts; without seg, 0. */
+static void attn_visible_from(int *lo, const int32_t *seg_row, int seq)
 {
-    return j <= i && (!seg_row || seg_row[i] == seg_row[j]);
+    for (int i = 0; i < seq; i++)
+        lo[i] = !seg_row ? 0 : i > 0 && seg_row[i] == seg_row[i - 1] ? lo[i - 1] : i;
 }
 
-/* Rows [i0, i0+rows) of S (row stride n_keys): keep visible scores, mask
- * the rest; P = exp(S - lse) when lse is given, else the softmax (and the
- * lse written to lse_out). */
-static void attn_block_softmax(float *S, int rows, int n_keys, int i0, const int32_t *seg_row, const float *lse,
-                               float *lse_out)
+/* rows x width floats of src (row stride ld_src) into dst (row stride
+ * ld_dst): packs a block's query rows of the group, and unpacks results. */
+static void attn_copy_rows(float *dst, int ld_dst, const float *src, int ld_src, int rows, int width)
 {
-    for (int r = 0; r < rows; r++) {
-        float *row = S + (size_t)r * n_keys;
-        int i = i0 + r;
-        float mx = -INFINITY;
-        for (int j = 0; j < n_keys; j++) {
-            if (!attn_visible(seg_row, i, j))
-                row[j] = -INFINITY;
-            else if (row[j] > mx)
-                mx = row[j];
-        }
-        if (lse) { /* masked scores are -inf: exp gives 0 */
-            vec_exp_shifted(row, row, lse[r], (size_t)n_keys);
-            continue;
-        }
-        float sum = vec_exp_shifted(row, row, mx, (size_t)n_keys);
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n_keys; j++)
-            row[j] *= inv;
-        lse_out[r] = mx + logf(sum);
-    }
+    for (int r = 0; r < rows; r++)
+        memcpy(dst + (size_t)r * ld_dst, src + (size_t)r * ld_src, (size_t)width * sizeof(float));
 }
 
 /* Under bf16, one (batch, KV head)'s K and V rows rounded once for every
@@ -312,37 +302,79 @@ static void attn_matmul_kv(backend *be, int trans_x, int m, int n, int k, float 
         cpu_matmul(be, 0, trans_x, m, n, k, alpha, a, lda, x32, ks, beta, c, ldc);
 }
 
+/* One thread's buffers for a work item. */
+typedef struct attn_scratch {
+    float *qp, *gp; /* [group*QB, head_dim]: packed Q; packed O (fwd) or dO (bwd) */
+    float *S, *dP;  /* [group*QB, seq] */
+    float *D;       /* [group*QB] */
+    int *lo;        /* [seq] */
+    kv_bf16 kv;
+} attn_scratch;
+
+static attn_scratch attn_scratch_open(backend *be, int group, int seq, int head_dim, int backward)
+{
+    const size_t rows = (size_t)group * ATTN_QB;
+    attn_scratch s = {0};
+    s.qp = xmalloc(rows * head_dim * sizeof(float));
+    s.gp = xmalloc(rows * head_dim * sizeof(float));
+    s.S = xmalloc(rows * seq * sizeof(float));
+    if (backward) {
+        s.dP = xmalloc(rows * seq * sizeof(float));
+        s.D = xmalloc(rows * sizeof(float));
+    }
+    s.lo = xmalloc((size_t)seq * sizeof(int));
+    s.kv = kv_bf16_open(be, seq, head_dim);
+    return s;
+}
+
+static void attn_scratch_close(attn_scratch *s)
+{
+    free(s->qp);
+    free(s->gp);
+    free(s->S);
+    free(s->dP);
+    free(s->D);
+    free(s->lo);
+    kv_bf16_close(&s->kv);
+}
+
 static void cpu_attention_fwd(backend *be, float *out, float *lse, const float *q, const float *k,
                               const float *v, const int32_t *seg, int batch, int seq, int n_heads,
                               int n_kv_heads, int head_dim)
 {
     const float scale = 1.0f / sqrtf((float)head_dim);
-    const int group = n_heads / n_kv_heads;
+    const int group = n_heads / n_kv_heads, gw = group * head_dim; /* gw: a query's row of the group */
     const int qs = n_heads * head_dim, ks = n_kv_heads * head_dim;
     const int n_blocks = (seq + ATTN_QB - 1) / ATTN_QB;
 #pragma omp parallel
     {
-        float *S = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
-        kv_bf16 kv = kv_bf16_open(be, seq, head_dim);
+        attn_scratch s = attn_scratch_open(be, group, seq, head_dim, 0);
+        int lo_of = -1; /* the batch row s.lo holds */
+        /* the largest blocks (last queries, most keys) first, for balance */
 #pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
-            for (int h = 0; h < n_heads; h++)
-                for (int blk = 0; blk < n_blocks; blk++) {
-                    const int i0 = blk * ATTN_QB, rows = seq - i0 < ATTN_QB ? seq - i0 : ATTN_QB;
-                    const int n_keys = i0 + rows; /* causal: keys up to the block's last query */
-                    const float *qb = q + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim;
-                    const float *kb = k + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
-                    const float *vb = v + (size_t)b * seq * ks + (size_t)(h / group) * head_dim;
-                    kv_bf16_load(&kv, k, v, b, h / group, seq, ks, head_dim);
-                    attn_matmul_kv(be, 1, rows, n_keys, head_dim, scale, qb, qs, kb, ks, kv.k, head_dim, 0.0f, S,
-                                   n_keys);
-                    attn_block_softmax(S, rows, n_keys, i0, seg ? seg + (size_t)b * seq : NULL, NULL,
-                                       lse + ((size_t)b * n_heads + h) * seq + i0);
-                    attn_matmul_kv(be, 0, rows, head_dim, n_keys, 1.0f, S, n_keys, vb, ks, kv.v, head_dim, 0.0f,
-                                   out + ((size_t)b * seq + i0) * qs + (size_t)h * head_dim, qs);
+            for (int kh = 0; kh < n_kv_heads; kh++)
+                for (int t = 0; t < n_blocks; t++) {
+                    const int i0 = (n_blocks - 1 - t) * ATTN_QB, rows = seq - i0 < ATTN_QB ? seq - i0 : ATTN_QB;
+                    const int m = rows * group, n_keys = i0 + rows; /* causal: keys up to the last query */
+                    const size_t q0 = ((size_t)b * seq + i0) * qs + (size_t)kh * gw;
+                    const size_t kv0 = (size_t)b * seq * ks + (size_t)kh * head_dim;
+                    if (lo_of != b)
+                        attn_visible_from(s.lo, seg ? seg + (size_t)b * seq : NULL, seq), lo_of = b;
+                    kv_bf16_load(&s.kv, k, v, b, kh, seq, ks, head_dim);
+                    attn_copy_rows(s.qp, gw, q + q0, qs, rows, gw);
+                    attn_matmul_kv(be, 1, m, n_keys, head_dim, scale, s.qp, head_dim, k + kv0, ks, s.kv.k, head_dim,
+                                   0.0f, s.S, n_keys);
+                    for (int r = 0; r < m; r++) {
+                        const int i = i0 + r / group, h = kh * group + r % group;
+                        lse[((size_t)b * n_heads + h) * seq + i] =
+                            vec_softmax_range(s.S + (size_t)r * n_keys, (size_t)s.lo[i], (size_t)i + 1, (size_t)n_keys);
+                    }
+                    attn_matmul_kv(be, 0, m, head_dim, n_keys, 1.0f, s.S, n_keys, v + kv0, ks, s.kv.v, head_dim, 0.0f,
+                                   s.gp, head_dim);
+                    attn_copy_rows(out + q0, qs, s.gp, gw, rows, gw);
                 }
-        kv_bf16_close(&kv);
-        free(S);
+        attn_scratch_close(&s);
     }
 }
 
@@ -352,58 +384,54 @@ static void cpu_attention_bwd(backend *be, float *dq, float *dk, float *dv, cons
                               int n_kv_heads, int head_dim)
 {
     const float scale = 1.0f / sqrtf((float)head_dim);
-    const int group = n_heads / n_kv_heads;
+    const int group = n_heads / n_kv_heads, gw = group * head_dim;
     const int qs = n_heads * head_dim, ks = n_kv_heads * head_dim;
     const int n_blocks = (seq + ATTN_QB - 1) / ATTN_QB;
 #pragma omp parallel
     {
-        float *P = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
-        float *dP = xmalloc((size_t)ATTN_QB * seq * sizeof(float));
-        float *D = xmalloc((size_t)ATTN_QB * sizeof(float));
-        kv_bf16 kv = kv_bf16_open(be, seq, head_dim);
+        attn_scratch s = attn_scratch_open(be, group, seq, head_dim, 1);
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < batch; b++)
             for (int kh = 0; kh < n_kv_heads; kh++) {
-                const int32_t *seg_row = seg ? seg + (size_t)b * seq : NULL;
                 const size_t kv0 = (size_t)b * seq * ks + (size_t)kh * head_dim;
-                kv_bf16_load(&kv, k, v, b, kh, seq, ks, head_dim);
-                for (int j = 0; j < seq; j++) {
-                    memset(dk + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
-                    memset(dv + kv0 + (size_t)j * ks, 0, (size_t)head_dim * sizeof(float));
-                }
-                for (int h = kh * group; h < (kh + 1) * group; h++)
-                    for (int blk = 0; blk < n_blocks; blk++) {
-                        const int i0 = blk * ATTN_QB, rows = seq - i0 < ATTN_QB ? seq - i0 : ATTN_QB;
-                        const int n_keys = i0 + rows;
-                        const size_t q0 = ((size_t)b * seq + i0) * qs + (size_t)h * head_dim;
-                        const float *l = lse + ((size_t)b * n_heads + h) * seq + i0;
-                        for (int r = 0; r < rows; r++) { /* D_i = dO_i . O_i */
-                            const float *g = dout + q0 + (size_t)r * qs, *o = out + q0 + (size_t)r * qs;
-                            float acc = 0.0f;
-                            for (int d = 0; d < head_dim; d++)
-                                acc += g[d] * o[d];
-                            D[r] = acc;
-                        }
-                        attn_matmul_kv(be, 1, rows, n_keys, head_dim, scale, q + q0, qs, k + kv0, ks, kv.k, head_dim,
-                                       0.0f, P, n_keys);
-                        attn_block_softmax(P, rows, n_keys, i0, seg_row, l, NULL);
-                        attn_matmul_kv(be, 1, rows, n_keys, head_dim, 1.0f, dout + q0, qs, v + kv0, ks, kv.v, head_dim,
-                                       0.0f, dP, n_keys);
-                        for (int r = 0; r < rows; r++)
-                            for (int j = 0; j < n_keys; j++) {
-                                size_t x = (size_t)r * n_keys + j;
-                                dP[x] = P[x] * (dP[x] - D[r]);
-                            }
-                        attn_matmul_kv(be, 0, rows, head_dim, n_keys, scale, dP, n_keys, k + kv0, ks, kv.k, head_dim,
-                                       0.0f, dq + q0, qs);
-                        cpu_matmul(be, 1, 0, n_keys, head_dim, rows, scale, dP, n_keys, q + q0, qs, 1.0f, dk + kv0, ks);
-                        cpu_matmul(be, 1, 0, n_keys, head_dim, rows, 1.0f, P, n_keys, dout + q0, qs, 1.0f, dv + kv0, ks);
+                attn_visible_from(s.lo, seg ? seg + (size_t)b * seq : NULL, seq);
+                kv_bf16_load(&s.kv, k, v, b, kh, seq, ks, head_dim);
+                /* the last block first: it reaches every key, so its dK and
+                 * dV products overwrite (no zeroing) and the others add */
+                for (int t = 0; t < n_blocks; t++) {
+                    const int i0 = (n_blocks - 1 - t) * ATTN_QB, rows = seq - i0 < ATTN_QB ? seq - i0 : ATTN_QB;
+                    const int m = rows * group, n_keys = i0 + rows;
+                    const size_t q0 = ((size_t)b * seq + i0) * qs + (size_t)kh * gw;
+                    const float beta = t == 0 ? 0.0f : 1.0f;
+                    attn_copy_rows(s.qp, gw, q + q0, qs, rows, gw);
+                    attn_copy_rows(s.gp, gw, dout + q0, qs, rows, gw);
+                    for (int r = 0; r < m; r++) { /* D_i = dO_i . O_i */
+                        const float *o = out + q0 + (size_t)(r / group) * qs + (size_t)(r % group) * head_dim;
+                        const float *g = s.gp + (size_t)r * head_dim;
+                        float acc = 0.0f;
+                        for (int d = 0; d < head_dim; d++)
+                            acc += g[d] * o[d];
+                        s.D[r] = acc;
                     }
+                    attn_matmul_kv(be, 1, m, n_keys, head_dim, scale, s.qp, head_dim, k + kv0, ks, s.kv.k, head_dim,
+                                   0.0f, s.S, n_keys);
+                    attn_matmul_kv(be, 1, m, n_keys, head_dim, 1.0f, s.gp, head_dim, v + kv0, ks, s.kv.v, head_dim,
+                                   0.0f, s.dP, n_keys);
+                    for (int r = 0; r < m; r++) {
+                        const int i = i0 + r / group, h = kh * group + r % group;
+                        vec_softmax_grad_range(s.S + (size_t)r * n_keys, s.dP + (size_t)r * n_keys,
+                                               lse[((size_t)b * n_heads + h) * seq + i], s.D[r], (size_t)s.lo[i],
+                                               (size_t)i + 1, (size_t)n_keys);
+                    }
+                    /* dQ of the packed rows, unpacked: s.qp is free again after dK */
+                    cpu_matmul(be, 1, 0, n_keys, head_dim, m, scale, s.dP, n_keys, s.qp, head_dim, beta, dk + kv0, ks);
+                    cpu_matmul(be, 1, 0, n_keys, head_dim, m, 1.0f, s.S, n_keys, s.gp, head_dim, beta, dv + kv0, ks);
+                    attn_matmul_kv(be, 0, m, head_dim, n_keys, scale, s.dP, n_keys, k + kv0, ks, s.kv.k, head_dim,
+                                   0.0f, s.qp, head_dim);
+                    attn_copy_rows(dq + q0, qs, s.qp, gw, rows, gw);
+                }
             }
-        kv_bf16_close(&kv);
-        free(P);
-        free(dP);
-        free(D);
+        attn_scratch_close(&s);
     }
 }
 

@@ -5,7 +5,9 @@
  * features, run after run. */
 #include "cpu_vec.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
@@ -74,5 +76,75 @@ VEC_CLONES void vec_swiglu_bwd(float *dgate, float *dup, const float *dout, cons
         float g = gate[i], s = 1.0f / (1.0f + exp_poly(-g));
         dup[i] = dout[i] * g * s;
         dgate[i] = dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    }
+}
+
+VEC_CLONES float vec_softmax_range(float *x, size_t lo, size_t hi, size_t n_elems)
+{
+    float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (size_t i = lo; i < hi; i++)
+        mx = x[i] > mx ? x[i] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = lo; i < hi; i++) {
+        x[i] = exp_poly(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++)
+        x[i] *= inv;
+    memset(x, 0, lo * sizeof *x);
+    memset(x + hi, 0, (n_elems - hi) * sizeof *x);
+    return mx + logf(sum);
+}
+
+VEC_CLONES void vec_softmax_grad_range(float *s, float *dp, float lse, float d, size_t lo, size_t hi, size_t n_elems)
+{
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) {
+        float p = exp_poly(s[i] - lse);
+        s[i] = p;
+        dp[i] = p * (dp[i] - d);
+    }
+    memset(s, 0, lo * sizeof *s);
+    memset(s + hi, 0, (n_elems - hi) * sizeof *s);
+    memset(dp, 0, lo * sizeof *dp);
+    memset(dp + hi, 0, (n_elems - hi) * sizeof *dp);
+}
+
+VEC_CLONES float vec_rmsnorm_row(float *out, const float *x, const float *w, float eps, size_t n_elems)
+{
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (size_t i = 0; i < n_elems; i++)
+        ss += (double)x[i] * x[i];
+    const float r = (float)(1.0 / sqrt(ss / n_elems + eps));
+#pragma omp simd
+    for (size_t i = 0; i < n_elems; i++)
+        out[i] = w[i] * (x[i] * r);
+    return r;
+}
+
+VEC_CLONES void vec_rmsnorm_bwd_row(float *dx, const float *g, const float *x, const float *w, float r,
+                                    size_t n_elems)
+{
+    double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+    for (size_t i = 0; i < n_elems; i++)
+        dot += (double)w[i] * g[i] * x[i];
+    const float c = (float)(dot * r * r * r / n_elems);
+#pragma omp simd
+    for (size_t i = 0; i < n_elems; i++)
+        dx[i] += r * w[i] * g[i] - x[i] * c;
+}
+
+VEC_CLONES void vec_rope_rotate(float *x, const float *cs, const float *sn, size_t half)
+{
+#pragma omp simd
+    for (size_t j = 0; j < half; j++) {
+        float a = x[j], b = x[j + half];
+        x[j] = a * cs[j] - b * sn[j];
+        x[j + half] = b * cs[j] + a * sn[j];
     }
 }
