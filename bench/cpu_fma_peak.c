@@ -1,9 +1,11 @@
 /* cpu_fma_peak.c: one core's arithmetic peak, measured: independent chains
- * of AVX-512 fp32 FMAs and of AVX512-BF16 dot products (vdpbf16ps), enough
- * of them to hide the latency.  What a GEMM on this CPU can reach at most,
- * per core (doc/PERFORMANCE.md).  Not part of the build:
+ * of AVX-512 fp32 FMAs, of AVX2 (256-bit) fp32 FMAs and of AVX512-BF16 dot
+ * products (vdpbf16ps), enough of them to hide the latency.  What a GEMM on
+ * this CPU can reach at most, per core, and whether AVX-512 raises it over
+ * the AVX2 kernels a peer library may run (doc/PERFORMANCE.md).  Not part
+ * of the build:
  *
- *   gcc -O2 -mavx512f -mavx512bf16 bench/cpu_fma_peak.c -o /tmp/cpu_fma_peak && /tmp/cpu_fma_peak */
+ *   gcc -O2 -mfma -mavx512f -mavx512bf16 bench/cpu_fma_peak.c -o /tmp/cpu_fma_peak && /tmp/cpu_fma_peak */
 #include <immintrin.h>
 #include <stdio.h>
 #include <time.h>
@@ -34,6 +36,24 @@ int main(void)
     for (int i = 0; i < CHAINS; i++)
         sink += _mm512_reduce_add_ps(acc[i]);
     printf("fp32 FMA (16 lanes x 2 flops): %.0f GFLOP/s on one core\n", ROUNDS * CHAINS * 32.0 / t * 1e-9);
+
+    __m256 acc8[CHAINS];
+    const __m256 b8 = _mm256_set1_ps(1.0000001f), c8 = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < CHAINS; i++)
+        acc8[i] = _mm256_set1_ps((float)i);
+    t0 = seconds();
+    for (long r = 0; r < ROUNDS; r++)
+#pragma GCC unroll 12
+        for (int i = 0; i < CHAINS; i++)
+            acc8[i] = _mm256_fmadd_ps(acc8[i], b8, c8);
+    t = seconds() - t0;
+    for (int i = 0; i < CHAINS; i++) {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, acc8[i]);
+        for (int l = 0; l < 8; l++)
+            sink += lanes[l];
+    }
+    printf("fp32 FMA, AVX2 (8 lanes x 2 flops): %.0f GFLOP/s on one core\n", ROUNDS * CHAINS * 16.0 / t * 1e-9);
 
     const __m512bh one = (__m512bh)_mm512_set1_epi16(0x3f80); /* bf16 1.0 */
     for (int i = 0; i < CHAINS; i++)
