@@ -127,10 +127,35 @@ static AVX512 inline __m512 load_x16(const float *p, __mmask16 mask, int bf16)
 
 static inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
+/* The register tile of both kernels: 3 x 8 sums of 16 lanes (24 of the
+ * 32 registers), indexed by constants only so that it stays in registers. */
+enum { TILE = 3 };
+
+typedef struct tile {
+    __m512 s[TILE][PACK_ROWS];
+} tile;
+
+static AVX512 inline void tile_zero(tile *t)
+{
+#pragma GCC unroll 8
+    for (int jj = 0; jj < PACK_ROWS; jj++)
+#pragma GCC unroll 3
+        for (int x = 0; x < TILE; x++)
+            t->s[x][jj] = _mm512_setzero_ps();
+}
+
+/* t->s[x][jj] += v[x] * w for the three x */
+static AVX512 inline void tile_fma(tile *t, const __m512 *v, __m512 w, int jj)
+{
+#pragma GCC unroll 3
+    for (int x = 0; x < TILE; x++)
+        t->s[x][jj] = _mm512_fmadd_ps(v[x], w, t->s[x][jj]);
+}
+
 /* Rows [i0, i1) of the dots kind, DOTS_ROWS rows of A against eight
  * packed columns at a time: 24 sums in registers, each load of P serving
  * three rows. */
-enum { DOTS_ROWS = 3 };
+enum { DOTS_ROWS = TILE };
 
 static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_matrix *c, int i0, int i1, int bf16)
 {
@@ -140,12 +165,8 @@ static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_mat
         for (int r = 0; r < DOTS_ROWS; r++) /* past the end: the last row again, not stored */
             x[r] = a->p + (size_t)(i + (r < rows ? r : rows - 1)) * a->s_row;
         for (int j0 = 0; j0 < pk->n; j0 += PACK_ROWS) {
-            __m512 acc[DOTS_ROWS][PACK_ROWS];
-#pragma GCC unroll 8
-            for (int jj = 0; jj < PACK_ROWS; jj++)
-#pragma GCC unroll 3
-                for (int r = 0; r < DOTS_ROWS; r++)
-                    acc[r][jj] = _mm512_setzero_ps();
+            tile acc;
+            tile_zero(&acc);
             for (int t = 0; t < pk->k; t += PACK_LANES) {
                 const __mmask16 mask = tail_mask(pk->k - t);
                 __m512 v[DOTS_ROWS];
@@ -159,9 +180,7 @@ static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_mat
                     /* in a register, loaded once for every row: folded into
                      * each FMA it would be loaded once a row */
                     __asm__("" : "+v"(w));
-#pragma GCC unroll 3
-                    for (int r = 0; r < DOTS_ROWS; r++)
-                        acc[r][jj] = _mm512_fmadd_ps(v[r], w, acc[r][jj]);
+                    tile_fma(&acc, v, w, jj);
                 }
             }
             /* constant bounds wherever acc is indexed: it stays in registers */
@@ -170,7 +189,7 @@ static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_mat
             for (int jj = 0; jj < PACK_ROWS; jj++)
 #pragma GCC unroll 3
                 for (int r = 0; r < DOTS_ROWS; r++)
-                    sums[r][jj] = _mm512_reduce_add_ps(acc[r][jj]);
+                    sums[r][jj] = _mm512_reduce_add_ps(acc.s[r][jj]);
             for (int r = 0; r < rows; r++)
                 for (int jj = 0; jj < PACK_ROWS && j0 + jj < pk->n; jj++)
                     put(c, (size_t)(i + r), (size_t)(j0 + jj), sums[r][jj]);
@@ -181,7 +200,7 @@ static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_mat
 /* Columns [i0, i1) of A (A(i, t) = a[t * s_col + i], at most COLUMNS_WIDE
  * of them) of the columns kind: 3 x 16 columns of A against eight packed
  * columns of B at a time, 24 sums in registers. */
-enum { COLUMNS_VECS = 3, COLUMNS_WIDE = 16 * COLUMNS_VECS };
+enum { COLUMNS_VECS = TILE, COLUMNS_WIDE = 16 * COLUMNS_VECS };
 
 static AVX512 void columns_avx512(const strided *a, const packed *pk, const out_matrix *c, int i0, int i1, int bf16)
 {
@@ -189,12 +208,8 @@ static AVX512 void columns_avx512(const strided *a, const packed *pk, const out_
     for (int u = 0; u < COLUMNS_VECS; u++)
         mask[u] = tail_mask(i1 - i0 - 16 * u > 0 ? i1 - i0 - 16 * u : 0);
     for (int j0 = 0; j0 < pk->n; j0 += PACK_ROWS) {
-        __m512 acc[COLUMNS_VECS][PACK_ROWS];
-#pragma GCC unroll 8
-        for (int jj = 0; jj < PACK_ROWS; jj++)
-#pragma GCC unroll 3
-            for (int u = 0; u < COLUMNS_VECS; u++)
-                acc[u][jj] = _mm512_setzero_ps();
+        tile acc;
+        tile_zero(&acc);
         for (int t = 0; t < pk->k; t++) {
             const float *row = a->p + (size_t)t * a->s_col + i0;
             __m512 v[COLUMNS_VECS];
@@ -204,10 +219,7 @@ static AVX512 void columns_avx512(const strided *a, const packed *pk, const out_
             const float *p = pk->p + pk_at(pk, j0, t);
 #pragma GCC unroll 8
             for (int jj = 0; jj < PACK_ROWS; jj++) {
-                const __m512 w = _mm512_set1_ps(p[jj * PACK_LANES]);
-#pragma GCC unroll 3
-                for (int u = 0; u < COLUMNS_VECS; u++)
-                    acc[u][jj] = _mm512_fmadd_ps(v[u], w, acc[u][jj]);
+                tile_fma(&acc, v, _mm512_set1_ps(p[jj * PACK_LANES]), jj);
             }
         }
         float sums[PACK_ROWS][COLUMNS_WIDE];
@@ -215,7 +227,7 @@ static AVX512 void columns_avx512(const strided *a, const packed *pk, const out_
         for (int jj = 0; jj < PACK_ROWS; jj++)
 #pragma GCC unroll 3
             for (int u = 0; u < COLUMNS_VECS; u++)
-                _mm512_storeu_ps(sums[jj] + 16 * u, acc[u][jj]);
+                _mm512_storeu_ps(sums[jj] + 16 * u, acc.s[u][jj]);
         for (int jj = 0; jj < PACK_ROWS && j0 + jj < pk->n; jj++)
             for (int l = 0; l < i1 - i0; l++)
                 put(c, (size_t)(i0 + l), (size_t)(j0 + jj), sums[jj][l]);
