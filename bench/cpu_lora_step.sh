@@ -164,10 +164,12 @@ for line in summary:
     print(line)
 for prec in precs:
     prof = open(f"{d}/profile-{prec}.log").read()
-    ops = {o: float(s) for o, s in re.findall(r"^.*?\s(\w+)\s+\d+\s+[0-9.]+\s+([0-9.]+)%\s*$", prof, re.M)}
+    # "  matmul (thin)      1344      0.2222   10.3%": a name may hold a space
+    ops = {o: float(s) for o, s in re.findall(r"^  (\S.*?)\s+\d+\s+[0-9.]+\s+([0-9.]+)%\s*$", prof, re.M)}
     top = sorted(ops.items(), key=lambda kv: -kv[1])[:6]
     print(f"shardtune {prec} profile (share of op time, 4 steps, ckpt off): "
           + ", ".join(f"{o} {s:.1f}%" for o, s in top))
-print("(lm_head_xent and attention_* run matrix products of their own; matmul is the linear layers')")
+print("(lm_head_xent and attention_* run matrix products of their own; matmul is the linear layers' "
+      "full-size products, matmul (thin) their adapters')")
 print("target: shardtune >= 1.8x HF tokens/s in fp32 and in bf16, checkpointing on and off")
 EOF

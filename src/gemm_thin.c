@@ -13,7 +13,7 @@
  * read once, in place, and rounded in registers.  AVX-512 kernels where
  * the CPU has it, portable loops elsewhere; both sum each element in a
  * fixed order on one thread. */
-#include "gemm_thin.h"
+#include "gemm_thin_internal.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -23,36 +23,13 @@
 
 #include "log.h"
 
-/* X(r, c) = p[r * s_row + c * s_col] */
-typedef struct strided {
-    const float *p;
-    size_t s_row, s_col;
-} strided;
+static gemm_thin_path forced = GEMM_THIN_BEST;
 
-typedef struct out_matrix {
-    float *p;
-    size_t s_row, s_col;
-    float alpha, beta;
-} out_matrix;
-
-/* The short operand, packed: P(j, t) for j < n_pad (a multiple of 8,
- * zero past n) and t < k_pad (a multiple of 16, zero past k), in blocks of
- * 16 t: a block holds its 16 values of every j one after the other, so
- * that one step of a kernel reads 8 x 16 consecutive floats. */
-typedef struct packed {
-    float *p;
-    int n, n_pad, k, k_pad;
-} packed;
-
-enum { PACK_ROWS = 8, PACK_LANES = 16 };
-
-static int force_portable;
-
-void gemm_thin_force_portable(int on) { force_portable = on; }
+void gemm_thin_force(gemm_thin_path path) { forced = path; }
 
 static int use_avx512(void)
 {
-    if (force_portable)
+    if (forced == GEMM_THIN_PORTABLE)
         return 0;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f");
@@ -61,28 +38,6 @@ static int use_avx512(void)
 /* k short (y += (x A^T) B^T, dx += dxa A) stays with oneDNN: it writes a
  * full-size C, and oneDNN runs those at memory speed already. */
 int gemm_thin_applies(int m, int n, int k) { return (m <= GEMM_THIN_MAX || n <= GEMM_THIN_MAX) && k > GEMM_THIN_MAX; }
-
-/* Nearest even, NaN kept a quiet NaN: gemm.c's round_bf16, as an fp32. */
-static inline float round_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u
-                                         : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-static inline size_t pk_at(const packed *pk, int j, int t)
-{
-    return ((size_t)(t / PACK_LANES) * pk->n_pad + j) * PACK_LANES + t % PACK_LANES;
-}
-
-static inline void put(const out_matrix *c, size_t i, size_t j, float sum)
-{
-    float *dst = c->p + i * c->s_row + j * c->s_col;
-    *dst = c->beta == 0.0f ? c->alpha * sum : c->alpha * sum + c->beta * *dst;
-}
 
 /* P(j, t) = X(t, j) for j < n, t < k (rounded under bf16), zero padded. */
 static packed pack(const strided *x, int n, int k, int bf16)
@@ -100,8 +55,6 @@ static packed pack(const strided *x, int n, int k, int bf16)
 
 /* ---- AVX-512 ---- */
 
-#define AVX512 __attribute__((target("avx512f")))
-
 static AVX512 inline __m512 round_bf16_x16(__m512 x)
 {
     const __m512i u = _mm512_castps_si512(x), hi = _mm512_set1_epi32((int)0xffff0000u);
@@ -113,43 +66,10 @@ static AVX512 inline __m512 round_bf16_x16(__m512 x)
     return _mm512_castsi512_ps(_mm512_mask_blend_epi32(nan, rounded, quiet));
 }
 
-/* Masked loads only where a row ends. */
-static AVX512 inline __m512 load16(const float *p, __mmask16 mask)
-{
-    return mask == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask, p);
-}
-
 static AVX512 inline __m512 load_x16(const float *p, __mmask16 mask, int bf16)
 {
     __m512 v = load16(p, mask);
     return bf16 ? round_bf16_x16(v) : v;
-}
-
-static inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
-
-/* The register tile of both kernels: 3 x 8 sums of 16 lanes (24 of the
- * 32 registers), indexed by constants only so that it stays in registers. */
-enum { TILE = 3 };
-
-typedef struct tile {
-    __m512 s[TILE][PACK_ROWS];
-} tile;
-
-static AVX512 inline void tile_zero(tile *t)
-{
-#pragma GCC unroll 8
-    for (int jj = 0; jj < PACK_ROWS; jj++)
-#pragma GCC unroll 3
-        for (int x = 0; x < TILE; x++)
-            t->s[x][jj] = _mm512_setzero_ps();
-}
-
-/* t->s[x][jj] += v[x] * w for the three x */
-static AVX512 inline void tile_fma(tile *t, const __m512 *v, __m512 w, int jj)
-{
-#pragma GCC unroll 3
-    for (int x = 0; x < TILE; x++)
-        t->s[x][jj] = _mm512_fmadd_ps(v[x], w, t->s[x][jj]);
 }
 
 /* Rows [i0, i1) of the dots kind, DOTS_ROWS rows of A against eight
@@ -183,16 +103,7 @@ static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_mat
                     tile_fma(&acc, v, w, jj);
                 }
             }
-            /* constant bounds wherever acc is indexed: it stays in registers */
-            float sums[DOTS_ROWS][PACK_ROWS];
-#pragma GCC unroll 8
-            for (int jj = 0; jj < PACK_ROWS; jj++)
-#pragma GCC unroll 3
-                for (int r = 0; r < DOTS_ROWS; r++)
-                    sums[r][jj] = _mm512_reduce_add_ps(acc.s[r][jj]);
-            for (int r = 0; r < rows; r++)
-                for (int jj = 0; jj < PACK_ROWS && j0 + jj < pk->n; jj++)
-                    put(c, (size_t)(i + r), (size_t)(j0 + jj), sums[r][jj]);
+            tile_put_dots(&acc, c, i, rows, j0, pk->n);
         }
     }
 }
@@ -222,15 +133,7 @@ static AVX512 void columns_avx512(const strided *a, const packed *pk, const out_
                 tile_fma(&acc, v, _mm512_set1_ps(p[jj * PACK_LANES]), jj);
             }
         }
-        float sums[PACK_ROWS][COLUMNS_WIDE];
-#pragma GCC unroll 8
-        for (int jj = 0; jj < PACK_ROWS; jj++)
-#pragma GCC unroll 3
-            for (int u = 0; u < COLUMNS_VECS; u++)
-                _mm512_storeu_ps(sums[jj] + 16 * u, acc.s[u][jj]);
-        for (int jj = 0; jj < PACK_ROWS && j0 + jj < pk->n; jj++)
-            for (int l = 0; l < i1 - i0; l++)
-                put(c, (size_t)(i0 + l), (size_t)(j0 + jj), sums[jj][l]);
+        tile_put_columns(&acc, c, i0, i1, j0, pk->n);
     }
 }
 
@@ -277,8 +180,28 @@ static int threaded(int m, int n, int k) { return !omp_in_parallel() && (size_t)
 
 /* n short: B packed by columns; A read in place, by rows (dots) or by
  * columns. */
+/* bf16 on AVX512-BF16: the same blocks, on gemm_thin_bf16.c's kernels. */
+static void run_short_n_bf16(const strided *a, const strided *b, const out_matrix *c, int m, int n, int k)
+{
+    packed16 pk = thin_pack16(b, n, k);
+    const int dots = a->s_col == 1, n_blocks = (m + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(static) if (threaded(m, n, k))
+    for (int blk = 0; blk < n_blocks; blk++) {
+        const int i0 = blk * ROW_BLOCK, i1 = i0 + ROW_BLOCK < m ? i0 + ROW_BLOCK : m;
+        if (dots)
+            thin_dots_bf16(a, &pk, c, i0, i1);
+        else
+            thin_columns_bf16(a, &pk, c, i0, i1);
+    }
+    free(pk.p);
+}
+
 static void run_short_n(const strided *a, const strided *b, const out_matrix *c, int m, int n, int k, int bf16)
 {
+    if (bf16 && forced == GEMM_THIN_BEST && thin_bf16_native()) {
+        run_short_n_bf16(a, b, c, m, n, k);
+        return;
+    }
     packed pk = pack(b, n, k, bf16);
     const int vec = use_avx512(), dots = a->s_col == 1, n_blocks = (m + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(static) if (threaded(m, n, k))

@@ -1,5 +1,5 @@
 /* gemm_thin.h: the products gemm() hands to its own kernels instead of
- * oneDNN (gemm_thin.c): those whose m or n is at most GEMM_THIN_MAX and
+ * oneDNN (gemm_thin.c, gemm_thin_bf16.c): those whose m or n is at most GEMM_THIN_MAX and
  * whose k is longer, four of the six products of a LoRA adapter (x A^T,
  * dy B, dA, dB; r a few units to a few tens).  oneDNN runs them far below
  * what the cores do (m 1024, n 8, k 1024: 10 GB/s and 43 GFLOP/s at 2
@@ -23,8 +23,10 @@ int gemm_thin_applies(int m, int n, int k);
 void gemm_thin(gemm_precision prec, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
-/* Tests: 1 runs the portable loops even where AVX-512 is there, so that
- * both paths are checked on a machine that has it. */
-void gemm_thin_force_portable(int on);
+/* Which kernels run: the best this CPU has (AVX512-BF16 for bf16
+ * products, AVX-512F, else portable loops), or, for tests on a machine
+ * that has them, the ones below. */
+typedef enum gemm_thin_path { GEMM_THIN_BEST, GEMM_THIN_AVX512F, GEMM_THIN_PORTABLE } gemm_thin_path;
+void gemm_thin_force(gemm_thin_path path);
 
 #endif

@@ -1,8 +1,8 @@
 # The program, device-agnostic.
-libshardtune_a_SOURCES += src/log.c src/rng.c src/checksum.c src/dtype.c src/comm.c src/comm_mpi.c src/comm_sim.c src/fsdp.c src/backend.c src/backend_cpu.c src/gemm.c src/gemm_thin.c src/cpu_vec.c src/backend_null.c src/backend_profile.c src/model.c src/lora.c \
+libshardtune_a_SOURCES += src/log.c src/rng.c src/checksum.c src/dtype.c src/comm.c src/comm_mpi.c src/comm_sim.c src/fsdp.c src/backend.c src/backend_cpu.c src/gemm.c src/gemm_thin.c src/gemm_thin_bf16.c src/cpu_vec.c src/backend_null.c src/backend_profile.c src/model.c src/lora.c \
 	src/optim.c src/config.c src/data.c src/session.c src/run_data.c src/train.c src/generate.c src/merge.c src/plan.c src/convert_llama2c.c \
 	src/quant4.c src/weight4.c src/file_read.c src/chat_model.c src/suggest.c src/commands.c src/flops.c src/progress.c
-noinst_HEADERS += src/log.h src/rng.h src/checksum.h src/dtype.h src/comm.h src/comm_mpi.h src/fsdp.h src/backend.h src/gemm.h src/gemm_thin.h src/cpu_vec.h src/model.h src/lora.h src/optim.h \
+noinst_HEADERS += src/log.h src/rng.h src/checksum.h src/dtype.h src/comm.h src/comm_mpi.h src/fsdp.h src/backend.h src/gemm.h src/gemm_thin.h src/gemm_thin_internal.h src/cpu_vec.h src/model.h src/lora.h src/optim.h \
 	src/config.h src/data.h src/session.h src/run_data.h src/train.h src/generate.h src/merge.h src/plan.h src/convert_llama2c.h \
 	src/quant4.h src/weight4.h src/file_read.h src/chat_model.h src/suggest.h src/commands.h src/flops.h src/progress.h
 # bitsandbytes 4-bit checkpoints (*-bnb-4bit) read as the 4-bit layout

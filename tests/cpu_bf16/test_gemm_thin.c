@@ -3,8 +3,9 @@
  * dnnl_sgemm, on every transpose combination, short sides 1..16 and long
  * ones with ragged ends, padded strides, alpha and beta (beta 0 must ignore
  * a C full of NaN), in fp32 and bf16 (against dnnl_sgemm on inputs rounded
- * to bf16 first: the same products, fp32 sums), with the AVX-512 kernels
- * and the portable loops.  Bound: 1e-5 of sum |a||b| per element (fp32
+ * to bf16 first: the same products, fp32 sums), with the AVX512-BF16
+ * kernels (bf16 on a CPU that has them), the AVX-512F ones and the portable
+ * loops.  Bound: 1e-5 of sum |a||b| per element (fp32
  * sums of up to 1024 terms in another order; observed ~1e-7).  Results
  * must not depend on the number of threads (bitwise). */
 #include <setjmp.h>
@@ -102,12 +103,12 @@ static product make(int ta, int tb, int m, int n, int k, int pad, float alpha, f
     return p;
 }
 
-static void run_all(gemm_precision prec, int portable)
+static void run_all(gemm_precision prec, gemm_thin_path path)
 {
     static const int shorts[] = {1, 3, 8, 16};
     static const int longs[] = {17, 100, 385};
     static const float alphas[] = {1.0f, 0.5f}, betas[] = {0.0f, 1.0f, -0.5f};
-    gemm_thin_force_portable(portable);
+    gemm_thin_force(path);
     unsigned seed = 1;
     double worst = 0.0;
     int n_checked = 0;
@@ -125,16 +126,20 @@ static void run_all(gemm_precision prec, int portable)
                         worst = e > worst ? e : worst;
                         n_checked++;
                     }
-    gemm_thin_force_portable(0);
+    gemm_thin_force(GEMM_THIN_BEST);
     print_message("%s, %s: %d products, worst error %.3g of the bound\n", prec == GEMM_BF16 ? "bf16" : "fp32",
-                  portable ? "portable loops" : "the CPU's kernels", n_checked, worst);
+                  path == GEMM_THIN_PORTABLE  ? "portable loops"
+                  : path == GEMM_THIN_AVX512F ? "AVX-512F kernels (where the CPU has them)"
+                                              : "the CPU's best kernels",
+                  n_checked, worst);
     assert_true(worst <= 1.0);
 }
 
-static void fp32_kernels(void **state) { (void)state, run_all(GEMM_F32, 0); }
-static void fp32_portable(void **state) { (void)state, run_all(GEMM_F32, 1); }
-static void bf16_kernels(void **state) { (void)state, run_all(GEMM_BF16, 0); }
-static void bf16_portable(void **state) { (void)state, run_all(GEMM_BF16, 1); }
+static void fp32_kernels(void **state) { (void)state, run_all(GEMM_F32, GEMM_THIN_BEST); }
+static void fp32_portable(void **state) { (void)state, run_all(GEMM_F32, GEMM_THIN_PORTABLE); }
+static void bf16_kernels(void **state) { (void)state, run_all(GEMM_BF16, GEMM_THIN_BEST); }
+static void bf16_avx512f(void **state) { (void)state, run_all(GEMM_BF16, GEMM_THIN_AVX512F); }
+static void bf16_portable(void **state) { (void)state, run_all(GEMM_BF16, GEMM_THIN_PORTABLE); }
 
 /* The LoRA step's shapes at 1 and 2 threads, and from inside a parallel
  * region (one thread): the same bits. */
@@ -171,7 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fp32_kernels),  cmocka_unit_test(fp32_portable),
-        cmocka_unit_test(bf16_kernels),  cmocka_unit_test(bf16_portable),
+        cmocka_unit_test(bf16_kernels),  cmocka_unit_test(bf16_avx512f),  cmocka_unit_test(bf16_portable),
         cmocka_unit_test(same_bits_at_any_thread_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
