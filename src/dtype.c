@@ -80,10 +80,7 @@ void storage_from_f32(storage_dtype d, const float *in, void *out, size_t n_elem
         if (d == DT_BF16) {
             uint32_t bits;
             memcpy(&bits, &in[i], 4);
-            if ((bits & 0x7fffffffu) > 0x7f800000u)
-                h = (uint16_t)((bits >> 16) | 0x40u); /* NaN stays NaN */
-            else
-                h = (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+            h = bf16_from_f32_bits(bits);
         } else {
             _Float16 x = (_Float16)in[i];
             memcpy(&h, &x, 2);

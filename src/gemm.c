@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtype.h"
 #include "gemm_thin.h"
 #include "log.h"
 
@@ -195,9 +196,8 @@ static void run(gemm_table *t, gemm_entry *e, const void *a, const void *b, floa
 
 /* ---- bf16 rounding of the inputs ---- */
 
-/* Nearest even, NaN kept a (quiet) NaN: the same bits as storage_from_f32
- * and torch's conversion (denormals kept, unlike VCVTNEPS2BF16's).
- * Branch-free so that the compiler vectorises it; built for AVX-512F,
+/* bf16_from_f32_bits over an array (denormals kept, unlike
+ * VCVTNEPS2BF16's); built for AVX-512F,
  * AVX2 and any x86-64 CPU, picked by CPU features at load time ("arch="
  * clones would dispatch on the CPU model, and never on AMD's). */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void round_bf16(uint16_t *restrict d,
@@ -205,12 +205,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void round_b
                                                                                    size_t n)
 {
 #pragma omp simd
-    for (size_t j = 0; j < n; j++) {
-        uint32_t u = s[j];
-        uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        uint32_t nan = (u >> 16) | 0x40u;
-        d[j] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
-    }
+    for (size_t j = 0; j < n; j++)
+        d[j] = bf16_from_f32_bits(s[j]);
 }
 
 void gemm_round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld)

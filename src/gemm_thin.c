@@ -35,8 +35,8 @@ static int use_avx512(void)
     return __builtin_cpu_supports("avx512f");
 }
 
-/* k short (y += (x A^T) B^T, dx += dxa A) stays with oneDNN: it writes a
- * full-size C, and oneDNN runs those at memory speed already. */
+/* k short (y += (x A^T) B^T, dx += dxa A) stays with oneDNN: it reads and
+ * writes a full-size C, and a first kernel of ours for it was slower. */
 int gemm_thin_applies(int m, int n, int k) { return (m <= GEMM_THIN_MAX || n <= GEMM_THIN_MAX) && k > GEMM_THIN_MAX; }
 
 /* P(j, t) = X(t, j) for j < n, t < k (rounded under bf16), zero padded. */
@@ -82,8 +82,7 @@ static AVX512 void dots_avx512(const strided *a, const packed *pk, const out_mat
     for (int i = i0; i < i1; i += DOTS_ROWS) {
         const int rows = i1 - i < DOTS_ROWS ? i1 - i : DOTS_ROWS;
         const float *x[DOTS_ROWS];
-        for (int r = 0; r < DOTS_ROWS; r++) /* past the end: the last row again, not stored */
-            x[r] = a->p + (size_t)(i + (r < rows ? r : rows - 1)) * a->s_row;
+        tile_rows(a, i, rows, x);
         for (int j0 = 0; j0 < pk->n; j0 += PACK_ROWS) {
             tile acc;
             tile_zero(&acc);
@@ -116,8 +115,7 @@ enum { COLUMNS_VECS = TILE, COLUMNS_WIDE = 16 * COLUMNS_VECS };
 static AVX512 void columns_avx512(const strided *a, const packed *pk, const out_matrix *c, int i0, int i1, int bf16)
 {
     __mmask16 mask[COLUMNS_VECS];
-    for (int u = 0; u < COLUMNS_VECS; u++)
-        mask[u] = tail_mask(i1 - i0 - 16 * u > 0 ? i1 - i0 - 16 * u : 0);
+    tile_masks(i0, i1, mask);
     for (int j0 = 0; j0 < pk->n; j0 += PACK_ROWS) {
         tile acc;
         tile_zero(&acc);
@@ -179,35 +177,25 @@ enum { ROW_BLOCK = COLUMNS_WIDE };
 static int threaded(int m, int n, int k) { return !omp_in_parallel() && (size_t)m * n * k >= ((size_t)1 << 16); }
 
 /* n short: B packed by columns; A read in place, by rows (dots) or by
- * columns. */
-/* bf16 on AVX512-BF16: the same blocks, on gemm_thin_bf16.c's kernels. */
-static void run_short_n_bf16(const strided *a, const strided *b, const out_matrix *c, int m, int n, int k)
-{
-    packed16 pk = thin_pack16(b, n, k);
-    const int dots = a->s_col == 1, n_blocks = (m + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(static) if (threaded(m, n, k))
-    for (int blk = 0; blk < n_blocks; blk++) {
-        const int i0 = blk * ROW_BLOCK, i1 = i0 + ROW_BLOCK < m ? i0 + ROW_BLOCK : m;
-        if (dots)
-            thin_dots_bf16(a, &pk, c, i0, i1);
-        else
-            thin_columns_bf16(a, &pk, c, i0, i1);
-    }
-    free(pk.p);
-}
-
+ * columns, on gemm_thin_bf16.c's kernels under bf16 on AVX512-BF16. */
 static void run_short_n(const strided *a, const strided *b, const out_matrix *c, int m, int n, int k, int bf16)
 {
-    if (bf16 && forced == GEMM_THIN_BEST && thin_bf16_native()) {
-        run_short_n_bf16(a, b, c, m, n, k);
-        return;
-    }
-    packed pk = pack(b, n, k, bf16);
+    const int native = bf16 && forced == GEMM_THIN_BEST && thin_bf16_native();
     const int vec = use_avx512(), dots = a->s_col == 1, n_blocks = (m + ROW_BLOCK - 1) / ROW_BLOCK;
+    packed pk = {0};
+    packed16 pk16 = {0};
+    if (native)
+        pk16 = thin_pack16(b, n, k);
+    else
+        pk = pack(b, n, k, bf16);
 #pragma omp parallel for schedule(static) if (threaded(m, n, k))
     for (int blk = 0; blk < n_blocks; blk++) {
         const int i0 = blk * ROW_BLOCK, i1 = i0 + ROW_BLOCK < m ? i0 + ROW_BLOCK : m;
-        if (dots && vec)
+        if (native && dots)
+            thin_dots_bf16(a, &pk16, c, i0, i1);
+        else if (native)
+            thin_columns_bf16(a, &pk16, c, i0, i1);
+        else if (dots && vec)
             dots_avx512(a, &pk, c, i0, i1, bf16);
         else if (dots)
             dots_portable(a, &pk, c, i0, i1, bf16);
@@ -217,6 +205,7 @@ static void run_short_n(const strided *a, const strided *b, const out_matrix *c,
             columns_portable(a, &pk, c, i0, i1, bf16);
     }
     free(pk.p);
+    free(pk16.p);
 }
 
 void gemm_thin(gemm_precision prec, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,

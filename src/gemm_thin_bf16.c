@@ -23,22 +23,17 @@ int thin_bf16_native(void)
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
 
-static uint16_t bf16_bits(float x)
-{
-    x = round_bf16(x);
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return (uint16_t)(u >> 16);
-}
-
 packed16 thin_pack16(const strided *x, int n, int k)
 {
     packed16 pk = {NULL, n, (n + PACK_ROWS - 1) / PACK_ROWS * PACK_ROWS, k,
                    (k + PACK16_LANES - 1) / PACK16_LANES * PACK16_LANES};
     pk.p = xcalloc((size_t)pk.n_pad * pk.k_pad, sizeof *pk.p);
     for (int j = 0; j < n; j++)
-        for (int t = 0; t < k; t++)
-            pk.p[pk16_at(&pk, j, t)] = bf16_bits(x->p[(size_t)t * x->s_row + (size_t)j * x->s_col]);
+        for (int t = 0; t < k; t++) {
+            uint32_t u;
+            memcpy(&u, &x->p[(size_t)t * x->s_row + (size_t)j * x->s_col], sizeof u);
+            pk.p[pk16_at(&pk, j, t)] = bf16_from_f32_bits(u);
+        }
     return pk;
 }
 
@@ -63,8 +58,7 @@ AVX512_BF16 void thin_dots_bf16(const strided *a, const packed16 *pk, const out_
     for (int i = i0; i < i1; i += TILE) {
         const int rows = i1 - i < TILE ? i1 - i : TILE;
         const float *x[TILE];
-        for (int r = 0; r < TILE; r++) /* past the end: the last row again, not stored */
-            x[r] = a->p + (size_t)(i + (r < rows ? r : rows - 1)) * a->s_row;
+        tile_rows(a, i, rows, x);
         for (int j0 = 0; j0 < pk->n; j0 += PACK_ROWS) {
             tile acc;
             tile_zero(&acc);
@@ -93,8 +87,7 @@ AVX512_BF16 void thin_columns_bf16(const strided *a, const packed16 *pk, const o
                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const __m512i pairs = _mm512_loadu_si512(interleave);
     __mmask16 mask[TILE];
-    for (int u = 0; u < TILE; u++)
-        mask[u] = tail_mask(i1 - i0 - 16 * u > 0 ? i1 - i0 - 16 * u : 0);
+    tile_masks(i0, i1, mask);
     for (int j0 = 0; j0 < pk->n; j0 += PACK_ROWS) {
         tile acc;
         tile_zero(&acc);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dtype.h"
 #include "gemm_thin.h"
 
 /* X(r, c) = p[r * s_row + c * s_col] */
@@ -36,13 +37,12 @@ enum { PACK_ROWS = 8, PACK_LANES = 16 };
 
 #define AVX512 __attribute__((target("avx512f")))
 
-/* Nearest even, NaN kept a quiet NaN: gemm.c's round_bf16, as an fp32. */
+/* x rounded to bf16 (bf16_from_f32_bits), as an fp32. */
 static inline float round_bf16(float x)
 {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
-    u = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u
-                                         : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    u = (uint32_t)bf16_from_f32_bits(u) << 16;
     memcpy(&x, &u, sizeof x);
     return x;
 }
@@ -91,6 +91,21 @@ static AVX512 inline void tile_fma(tile *t, const __m512 *v, __m512 w, int jj)
         t->s[x][jj] = _mm512_fmadd_ps(v[x], w, t->s[x][jj]);
 }
 
+
+/* The dots kind's TILE rows of A from row i (rows of them left): past the
+ * end, the last row again (computed, never stored). */
+static inline void tile_rows(const strided *a, int i, int rows, const float *x[TILE])
+{
+    for (int r = 0; r < TILE; r++)
+        x[r] = a->p + (size_t)(i + (r < rows ? r : rows - 1)) * a->s_row;
+}
+
+/* The columns kind's load masks for A's columns [i0, i1), 16 a vector. */
+static inline void tile_masks(int i0, int i1, __mmask16 mask[TILE])
+{
+    for (int u = 0; u < TILE; u++)
+        mask[u] = tail_mask(i1 - i0 - 16 * u > 0 ? i1 - i0 - 16 * u : 0);
+}
 
 /* The dots kind's sums for rows i .. i + rows - 1 of C and columns j0 ..
  * j0 + 7 (those below n): each the lanes of one tile entry added up. */
