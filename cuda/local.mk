@@ -12,6 +12,10 @@ libshardtune_cuda_a_SOURCES = cuda/backend_cuda.cu cuda/elementwise_cuda.cu cuda
 libshardtune_cuda_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/cuda $(CUDA_CPPFLAGS)
 libshardtune_cuda_a_CFLAGS = $(AM_CFLAGS) -fPIC
 LIBS_CUDA = libshardtune_cuda.a $(CUDA_LDFLAGS) $(CUDA_LIBS)
+# the .cu suffix rule tracks no headers: these are the ones whose layout the
+# objects share with the program (the backend struct above all)
+$(libshardtune_cuda_a_OBJECTS): $(srcdir)/src/backend.h $(srcdir)/src/dtype.h $(srcdir)/cuda/cuda_internal.h \
+	$(srcdir)/cuda/backend_cuda.h
 
 shardtune-cuda.so: libshardtune_cuda.a
 	$(CC) -shared -o $@ -Wl,--whole-archive libshardtune_cuda.a -Wl,--no-whole-archive $(CUDA_LDFLAGS) $(CUDA_LIBS)

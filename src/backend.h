@@ -45,6 +45,12 @@ struct backend {
      * backend computes in bf16, which halves that memory.  The model widens
      * a layer's input to fp32 to compute with it. */
     storage_dtype activation_dtype;
+    /* How a gathered unit keeps the decoder layers' linear weights (the
+     * frozen W of x W^T): DT_F32, or DT_BF16 where every product rounds its
+     * inputs to bf16 anyway (the CPU backend's bf16 mode): rounded once per
+     * gather rather than once per product, in half the memory.  Norms,
+     * embeddings and lm_head stay fp32. */
+    storage_dtype weight_dtype;
     void *impl;
 
     /* ---- memory ---- */
@@ -66,12 +72,21 @@ struct backend {
     void (*matmul)(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
                    const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+    /* matmul whose B is a frozen weight kept as bf16 (weight_dtype DT_BF16;
+     * NULL on backends that keep weights fp32). */
+    void (*matmul_bf16_weight)(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                               const float *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc);
+
     /* ---- elementwise and reductions over flat ranges ---- */
     /* out = fp32 of n_elems stored values (frozen weights as gathered) */
     void (*to_f32)(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems);
     /* out = n_elems values of in stored as dt, rounding to nearest even (the
      * inverse of to_f32; F32 and BF16 on every backend) */
     void (*from_f32)(backend *be, void *out, const float *in, storage_dtype dt, size_t n_elems);
+    /* out = n_elems stored values rounded to bf16 as from_f32 rounds
+     * (frozen weights as gathered, where weight_dtype is DT_BF16; NULL
+     * elsewhere) */
+    void (*to_bf16)(backend *be, uint16_t *out, const void *in, storage_dtype dt, size_t n_elems);
     void (*add)(backend *be, float *y, const float *x, size_t n_elems);        /* y += x */
     void (*scale)(backend *be, float *x, size_t n_elems, float s);             /* x *= s */
     double (*sum_squares)(backend *be, const float *x, size_t n_elems);
@@ -161,6 +176,9 @@ int backend_cpu_bf16_usable(const char **why_not);
  * activation_dtype and the scratch its ops keep (see backend_null.c). */
 backend *backend_null_create(void);
 backend *backend_null_create_cuda(int bf16);
+/* The CPU backend's layout in its bf16 mode (backend_cpu_create with bf16):
+ * bf16 residual stream and linear weights. */
+backend *backend_null_create_cpu_bf16(void);
 /* 1 when p is a live device allocation of the counting backend be, 0 for
  * its host allocations and any other memory (staging, as NCCL decides it). */
 int backend_null_on_device(backend *be, const void *p);

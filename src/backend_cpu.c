@@ -3,7 +3,9 @@
  * clarity first: every other backend is checked against this one.  Under
  * bf16 (--bf16 on a CPU with bf16 instructions) every product rounds its
  * inputs to bf16 and accumulates in fp32 and the residual stream is kept in
- * bf16, as in the CUDA backend's bf16 mode; everything else stays fp32. */
+ * bf16, as in the CUDA backend's bf16 mode; a gathered layer keeps its
+ * linear weights in bf16 (rounded once, not by every product); everything
+ * else stays fp32. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -78,6 +80,12 @@ static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int 
     gemm(precision_of(be), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+static void cpu_matmul_bf16_weight(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                   const float *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+{
+    gemm_bf16_b(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
 {
     enum { CHUNK = 1 << 16 };
@@ -102,6 +110,33 @@ static void cpu_from_f32(backend *be, void *out, const float *in, storage_dtype 
     for (size_t c = 0; c < n_chunks; c++) {
         size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;
         storage_from_f32(dt, in + lo, (unsigned char *)out + lo * width, n);
+    }
+}
+
+/* Chunk by chunk through an fp32 row on the stack; bf16 storage is copied
+ * (rounding it again changes nothing) and a 4-bit tensor, which dequantizes
+ * only whole, goes through one fp32 copy of itself. */
+static void cpu_to_bf16(backend *be, uint16_t *out, const void *in, storage_dtype dt, size_t n_elems)
+{
+    enum { CHUNK = 1 << 12 };
+    if (dt == DT_BF16) {
+        memcpy(out, in, n_elems * sizeof *out);
+        return;
+    }
+    if (weight4_is(dt)) {
+        float *wide = xmalloc(n_elems * sizeof *wide);
+        storage_to_f32(dt, in, wide, n_elems);
+        gemm_round_bf16(out, wide, n_elems);
+        free(wide);
+        return;
+    }
+    const size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK, width = storage_bytes(dt, 1);
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < n_chunks; c++) {
+        float wide[CHUNK];
+        const size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;
+        storage_to_f32(dt, (const unsigned char *)in + lo * width, wide, n);
+        storage_from_f32(DT_BF16, wide, out + lo, n);
     }
 }
 
@@ -703,8 +738,14 @@ backend *backend_cpu_create(int n_threads, int bf16)
     backend *be = xcalloc(1, sizeof *be);
     be->name = "cpu";
     /* bf16 as the CUDA backend's bf16 mode: products round their inputs,
-     * the residual stream is kept in bf16 */
+     * the residual stream is kept in bf16; the linear weights are rounded
+     * once, when gathered */
     be->activation_dtype = bf16 ? DT_BF16 : DT_F32;
+    be->weight_dtype = bf16 ? DT_BF16 : DT_F32;
+    if (bf16) {
+        be->matmul_bf16_weight = cpu_matmul_bf16_weight;
+        be->to_bf16 = cpu_to_bf16;
+    }
     be->alloc = cpu_alloc;
     be->alloc_host = cpu_alloc_host;
     be->free = cpu_free;

@@ -4,7 +4,9 @@
  * the allocations of a real run add up to, for any model size, without
  * memory or time.  Pointers it returns must never be dereferenced.
  *
- * Two layouts.  The CPU backend's: every op works in the caller's buffers.
+ * Three layouts.  The CPU backend's: every op works in the caller's buffers;
+ * in its bf16 mode (backend_null_create_cpu_bf16) the residual stream and
+ * the gathered linear weights are bf16.
  * The CUDA backend's (backend_null_create_cuda): the same activation_dtype
  * as backend_cuda_create reports for the same bf16 flag (model.c keeps the
  * residual stream in it), and the scratch that the CUDA ops keep per slot
@@ -130,6 +132,9 @@ static void null_to_f32(backend *be, float *out, const void *in, storage_dtype d
         im->quant4_tables = null_alloc(be, (16 + 16 + 256) * sizeof(float), MEM_ACTIVATIONS);
 }
 static void null_from_f32(backend *be, void *out, const float *in, storage_dtype dt, size_t n) {}
+static void null_to_bf16(backend *be, uint16_t *out, const void *in, storage_dtype dt, size_t n) {}
+static void null_matmul_bf16_weight(backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                                    int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc) {}
 static void null_add(backend *be, float *y, const float *x, size_t n) {}
 static void null_scale(backend *be, float *x, size_t n, float s) {}
 static double null_sum_squares(backend *be, const float *x, size_t n)
@@ -257,5 +262,16 @@ backend *backend_null_create_cuda(int bf16)
     im->bf16 = bf16;
     be->name = bf16 ? "plan (cuda, bf16)" : "plan (cuda, fp32)";
     be->activation_dtype = bf16 ? DT_BF16 : DT_F32; /* as backend_cuda_create */
+    return be;
+}
+
+backend *backend_null_create_cpu_bf16(void)
+{
+    backend *be = backend_null_create();
+    be->name = "plan (cpu, bf16)";
+    /* as backend_cpu_create with bf16 */
+    be->activation_dtype = be->weight_dtype = DT_BF16;
+    be->matmul_bf16_weight = null_matmul_bf16_weight;
+    be->to_bf16 = null_to_bf16;
     return be;
 }

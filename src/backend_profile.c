@@ -18,14 +18,14 @@ enum {
     OP_MATMUL, OP_MATMUL_THIN, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD,
     OP_RMSNORM_BWD, OP_ROPE, OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
     OP_DORA_NORM, OP_SCALE_COLS, OP_COL_DOT, OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, OP_LM_HEAD_XENT_DW, OP_EMBEDDING_BWD,
-    N_OPS
+    OP_TO_BF16, N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
     "matmul", "matmul (thin)", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd",
     "rmsnorm_bwd", "rope", "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout",
     "dora_norm", "scale_cols", "col_dot", "lm_head_xent",
-    "adamw", "copy (device)", "lm_head_xent_dw", "embedding_bwd",
+    "adamw", "copy (device)", "lm_head_xent_dw", "embedding_bwd", "to_bf16",
 };
 
 typedef struct profile {
@@ -91,13 +91,28 @@ static void p_copy_to_host(backend *be, void *d, const void *s, size_t n) { inne
 static void p_synchronize(backend *be) { inner(be)->synchronize(inner(be)); }
 static void p_copy(backend *be, void *d, const void *s, size_t n) { TIMED(OP_COPY, in->copy(in, d, s, n)); }
 
+/* products with a side of at most THIN_SIDE (an adapter's) are
+ * memory-bound: booked apart from the full-size ones */
+static int matmul_op(int m, int n, int k)
+{
+    return m <= THIN_SIDE || n <= THIN_SIDE || k <= THIN_SIDE ? OP_MATMUL_THIN : OP_MATMUL;
+}
+
 static void p_matmul(backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc)
 {
-    /* products with a side of at most THIN_SIDE (an adapter's) are
-     * memory-bound: booked apart from the full-size ones */
-    const int thin = m <= THIN_SIDE || n <= THIN_SIDE || k <= THIN_SIDE;
-    TIMED(thin ? OP_MATMUL_THIN : OP_MATMUL, in->matmul(in, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+    TIMED(matmul_op(m, n, k), in->matmul(in, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+}
+
+static void p_matmul_bf16_weight(backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                                 int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+{
+    TIMED(matmul_op(m, n, k), in->matmul_bf16_weight(in, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+}
+
+static void p_to_bf16(backend *be, uint16_t *out, const void *x, storage_dtype dt, size_t n)
+{
+    TIMED(OP_TO_BF16, in->to_bf16(in, out, x, dt, n));
 }
 
 static void p_to_f32(backend *be, float *out, const void *x, storage_dtype dt, size_t n)
@@ -238,6 +253,7 @@ backend *backend_profile_wrap(backend *in)
     be->impl = p;
     be->name = in->name;
     be->activation_dtype = in->activation_dtype;
+    be->weight_dtype = in->weight_dtype;
     be->alloc = p_alloc, be->alloc_host = p_alloc_host, be->free = p_free, be->zero = p_zero;
     be->copy_to_device = p_copy_to_device, be->copy_to_host = p_copy_to_host, be->copy = p_copy;
     be->synchronize = p_synchronize, be->matmul = p_matmul, be->to_f32 = p_to_f32, be->from_f32 = p_from_f32;
@@ -249,6 +265,8 @@ backend *backend_profile_wrap(backend *in)
     be->dropout = p_dropout, be->lm_head_xent = p_lm_head_xent, be->adamw = p_adamw, be->destroy = p_destroy;
     be->lm_head_xent_dw = in->lm_head_xent_dw ? p_lm_head_xent_dw : NULL; /* NULL: not supported by inner */
     be->embedding_bwd = in->embedding_bwd ? p_embedding_bwd : NULL;
+    be->matmul_bf16_weight = in->matmul_bf16_weight ? p_matmul_bf16_weight : NULL;
+    be->to_bf16 = in->to_bf16 ? p_to_bf16 : NULL;
     mirror(be);
     return be;
 }

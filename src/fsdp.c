@@ -1,8 +1,9 @@
 /* fsdp.c: shards, gathers, releases, reduce-scatters (see fsdp.h).
  *
  * States of a unit's full buffers: RELEASED (only the shard exists),
- * GATHERING (an all-gather is in flight), READY (fp32 frozen weights and the
- * trainable tensors are bound to the model for compute).  A unit of a
+ * GATHERING (an all-gather is in flight), READY (frozen weights in their
+ * compute formats and the trainable tensors are bound to the model for
+ * compute).  A unit of a
  * one-rank shard group is READY for good: its shard is the full buffer. */
 #include "fsdp.h"
 
@@ -33,7 +34,7 @@ struct fsdp_unit {
     enum unit_state state;
     int persistent;
     uint8_t *storage_full;
-    float *frozen_f32;           /* separate only when storage is not all fp32 */
+    uint8_t *frozen;         /* separate only when storage is not the frozen buffer as it is */
     float *train_full;
     comm_request *gather_storage, *gather_train;
     /* gradient reduction in flight */
@@ -73,11 +74,15 @@ void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *mu = &m->units[ui];
         fsdp_unit *u = &f->units[ui];
-        /* A one-rank shard group binds its shards as the full buffers once,
-         * when they are fp32 already.  Weights stored narrower (bf16, f16)
-         * stay so and are widened unit by unit when used, as when sharded:
-         * an fp32 copy of the whole model would double their memory. */
-        u->persistent = S == 1 && mu->storage_is_f32;
+        /* A one-rank shard group binds its units once, for good, where that
+         * takes at most an eighth more memory than the storage: the storage
+         * itself when it is the frozen buffer already, else a converted copy
+         * that replaces it (fp32 files under bf16 weights: half the bytes; a
+         * bf16 model's layers under bf16 weights: only the norms widen).
+         * Units whose big tensors widen (a bf16 model under fp32 weights)
+         * stay as stored and are converted unit by unit when used, as when
+         * sharded: an fp32 copy of a bf16 model would double its memory. */
+        u->persistent = S == 1 && mu->n_frozen_bytes <= mu->n_storage_bytes + mu->n_storage_bytes / 8;
         u->storage_shard_bytes = round_up(mu->n_storage_bytes, S * STORAGE_ALIGN_BYTES) / S;
         u->train_shard_elems = round_up(mu->n_train_elems, S * TRAIN_ALIGN_ELEMS) / S;
         u->storage_shard = shard_alloc(be, u->storage_shard_bytes, MEM_FROZEN);
@@ -91,37 +96,43 @@ void fsdp_init(fsdp *f, model *m, backend *be, comm *cm, const accel_config *opt
     }
 }
 
-/* Widens gathered storage into the fp32 compute layout. */
-static void materialize(fsdp *f, int ui, const uint8_t *storage, float *out)
+/* Converts gathered storage into the frozen buffer's formats: fp32, or
+ * bf16 for the linear weights of a backend that multiplies bf16. */
+static void materialize(fsdp *f, int ui, const uint8_t *storage, uint8_t *out)
 {
     const model_unit *mu = &f->m->units[ui];
+    backend *be = f->be;
     for (int i = 0; i < mu->n_params; i++) {
         const param_entry *p = &mu->params[i];
-        if (!p->trainable)
-            f->be->to_f32(f->be, out + p->offset, storage + p->storage_offset, p->storage, p->n_elems);
+        if (p->trainable)
+            continue;
+        if (p->compute == DT_BF16)
+            be->to_bf16(be, (uint16_t *)(out + p->offset), storage + p->storage_offset, p->storage, p->n_elems);
+        else
+            be->to_f32(be, (float *)(out + p->offset), storage + p->storage_offset, p->storage, p->n_elems);
     }
 }
 
-/* Binds the fp32 frozen weights from full storage bytes: the bytes
- * themselves when they are fp32, else a widened copy (in category cat), the
- * storage then freed, as nothing reads it again. */
+/* Binds the frozen weights from full storage bytes: the bytes themselves
+ * when they are the frozen buffer already, else a converted copy (in
+ * category cat), the storage then freed, as nothing reads it again. */
 static void bind_frozen(fsdp *f, int ui, uint8_t **storage, mem_category cat)
 {
     model_unit *mu = &f->m->units[ui];
     fsdp_unit *u = &f->units[ui];
-    if (mu->storage_is_f32) {
-        mu->frozen = (float *)*storage;
+    if (model_unit_storage_is_compute(mu)) {
+        mu->frozen = *storage;
         return;
     }
-    u->frozen_f32 = f->be->alloc(f->be, mu->n_frozen_elems * sizeof(float), cat);
-    materialize(f, ui, *storage, u->frozen_f32);
+    u->frozen = f->be->alloc(f->be, mu->n_frozen_bytes, cat);
+    materialize(f, ui, *storage, u->frozen);
     f->be->free(f->be, *storage);
     *storage = NULL;
-    mu->frozen = u->frozen_f32;
+    mu->frozen = u->frozen;
 }
 
-/* A one-rank shard group of fp32 weights: bind the shards as the full
- * buffers, once. */
+/* A one-rank shard group's unit: bound once, its storage shard then the
+ * frozen buffer or replaced by it (freed: only loading reads it). */
 static void bind_persistent(fsdp *f, int ui)
 {
     model_unit *mu = &f->m->units[ui];
@@ -725,9 +736,9 @@ static void release(fsdp *f, int ui)
     gather_finish(f, ui); /* never free a buffer an all-gather still writes */
     model_unit *mu = &f->m->units[ui];
     f->be->free(f->be, u->storage_full);
-    f->be->free(f->be, u->frozen_f32);
+    f->be->free(f->be, u->frozen);
     f->be->free(f->be, u->train_full);
-    u->storage_full = NULL, u->frozen_f32 = NULL, u->train_full = NULL;
+    u->storage_full = NULL, u->frozen = NULL, u->train_full = NULL;
     mu->frozen = mu->train = NULL;
     u->state = RELEASED;
     model_bind_unit(f->m, ui);
@@ -907,6 +918,8 @@ void fsdp_gather_trainable(fsdp *f, int ui, int gradients, float *host_train)
 void fsdp_gather_frozen_tensor(fsdp *f, int ui, const param_entry *p, void *host_out)
 {
     fsdp_unit *u = &f->units[ui];
+    if (!u->storage_shard) /* a persistent unit whose storage became its frozen buffer */
+        die(EXIT_FAILURE_RUN, "fsdp: %s: its stored bytes were converted and freed", p->name);
     size_t n_bytes = storage_bytes(p->storage, p->n_elems);
     size_t full = u->storage_shard_bytes * (size_t)f->shard_size;
     uint8_t *buf = f->be->alloc(f->be, full, MEM_COMM);
@@ -922,7 +935,7 @@ void fsdp_free(fsdp *f)
         if (!u->persistent)
             release(f, ui);
         f->be->free(f->be, u->storage_shard);
-        f->be->free(f->be, u->frozen_f32);
+        f->be->free(f->be, u->frozen);
         f->be->free(f->be, u->train_shard);
         f->be->free(f->be, u->grad_shard);
         model_unit *mu = &f->m->units[ui];

@@ -39,8 +39,9 @@ static void linear_shape(const llama_config *c, linear_id lin, int *out, int *in
 /* ------------------------------------------------------------------ */
 /* parameter tables                                                    */
 
+/* compute: a frozen tensor's format in the frozen buffer (see param_entry) */
 static param_entry *unit_add(model_unit *u, const char *name, int n_dims, int64_t d0, int64_t d1,
-                             int trainable)
+                             int trainable, storage_dtype compute)
 {
     u->params = realloc(u->params, (size_t)(u->n_params + 1) * sizeof *u->params);
     if (!u->params)
@@ -54,28 +55,38 @@ static param_entry *unit_add(model_unit *u, const char *name, int n_dims, int64_
     p->n_elems = (size_t)d0 * (size_t)p->shape[1];
     p->trainable = trainable;
     p->layer = u->kind == UNIT_LAYER ? u->layer : -1;
-    size_t *fill = trainable ? &u->n_train_elems : &u->n_frozen_elems; /* fp32 layout */
-    p->offset = *fill;
-    *fill += p->n_elems;
+    if (trainable) {
+        p->offset = u->n_train_elems;
+        u->n_train_elems += p->n_elems;
+        return p;
+    }
+    /* each tensor aligned for its format: an all-fp32 unit packs as its
+     * fp32 storage does */
+    const size_t width = storage_bytes(compute, 1);
+    p->compute = compute;
+    p->offset = (u->n_frozen_bytes + width - 1) / width * width;
+    u->n_frozen_bytes = p->offset + storage_bytes(compute, p->n_elems);
+    u->n_frozen_elems += p->n_elems;
     return p;
 }
 
 /* mods: this layer's adapters (PEFT may target some layers only, with
  * their own r): the trainable buffer holds only the targeted modules'. */
-static void build_layer_table(model_unit *u, const llama_config *c, const lora_config *lc, const lora_module *mods)
+static void build_layer_table(model_unit *u, const llama_config *c, const lora_config *lc, const lora_module *mods,
+                              storage_dtype weight_dtype)
 {
     char name[96];
     int l = u->layer;
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-    unit_add(u, name, 1, c->hidden_size, 0, 0);
+    unit_add(u, name, 1, c->hidden_size, 0, 0, DT_F32);
     for (int lin = 0; lin < N_LINEARS; lin++) {
         int out, in;
         linear_shape(c, lin, &out, &in);
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lora_module_path(lin));
-        unit_add(u, name, 2, out, in, 0);
+        unit_add(u, name, 2, out, in, 0, weight_dtype);
         if (lin == LIN_O) {
             snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-            unit_add(u, name, 1, c->hidden_size, 0, 0);
+            unit_add(u, name, 1, c->hidden_size, 0, 0, DT_F32);
         }
     }
     for (int lin = 0; lin < N_LINEARS; lin++) {
@@ -84,14 +95,14 @@ static void build_layer_table(model_unit *u, const llama_config *c, const lora_c
         int out, in;
         linear_shape(c, lin, &out, &in);
         lora_peft_key(name, sizeof name, l, lin, 'A');
-        param_entry *a = unit_add(u, name, 2, mods[lin].r, in, 1);
+        param_entry *a = unit_add(u, name, 2, mods[lin].r, in, 1, DT_F32);
         a->lin = lin, a->lora_ab = 'A';
         lora_peft_key(name, sizeof name, l, lin, 'B');
-        param_entry *b = unit_add(u, name, 2, out, mods[lin].r, 1);
+        param_entry *b = unit_add(u, name, 2, out, mods[lin].r, 1, DT_F32);
         b->lin = lin, b->lora_ab = 'B';
         if (lc->use_dora) {
             lora_peft_key(name, sizeof name, l, lin, 'M');
-            param_entry *mag = unit_add(u, name, 1, out, 0, 1);
+            param_entry *mag = unit_add(u, name, 1, out, 0, 1, DT_F32);
             mag->lin = lin, mag->lora_ab = 'M';
         }
     }
@@ -108,23 +119,35 @@ static void build_units(model *m)
      * unit (nothing frozen of it is kept or gathered), named by PEFT's key */
     const int save_embed = (m->lora.save_mask & LORA_SAVE_EMBED) != 0;
     param_entry *p = unit_add(emb, save_embed ? "base_model.model.model.embed_tokens.weight" : "model.embed_tokens.weight",
-                              2, c->vocab_size, c->hidden_size, save_embed);
+                              2, c->vocab_size, c->hidden_size, save_embed, DT_F32);
     p->lora_ab = save_embed ? 'S' : 0;
+    /* DoRA's norms read W unrounded (PEFT's under autocast are fp32) */
+    const storage_dtype weight_dtype = m->lora.use_dora ? DT_F32 : m->be->weight_dtype;
     for (int l = 0; l < c->n_layers; l++) {
         model_unit *u = &m->units[1 + l];
         u->kind = UNIT_LAYER;
         u->layer = l;
-        build_layer_table(u, c, &m->lora, m->lora_mods + (size_t)l * N_LINEARS);
+        build_layer_table(u, c, &m->lora, m->lora_mods + (size_t)l * N_LINEARS, weight_dtype);
     }
     model_unit *head = &m->units[m->n_units - 1];
     head->kind = UNIT_HEAD;
-    unit_add(head, "model.norm.weight", 1, c->hidden_size, 0, 0);
+    unit_add(head, "model.norm.weight", 1, c->hidden_size, 0, 0, DT_F32);
     const int save_head = (m->lora.save_mask & LORA_SAVE_LM_HEAD) != 0;
     if (!c->tie_word_embeddings) {
         p = unit_add(head, save_head ? "base_model.model.lm_head.weight" : "lm_head.weight", 2, c->vocab_size,
-                     c->hidden_size, save_head);
+                     c->hidden_size, save_head, DT_F32);
         p->lora_ab = save_head ? 'S' : 0;
     }
+}
+
+int model_unit_storage_is_compute(const model_unit *u)
+{
+    for (int i = 0; i < u->n_params; i++) {
+        const param_entry *p = &u->params[i];
+        if (!p->trainable && (p->storage != p->compute || p->storage_offset != p->offset))
+            return 0;
+    }
+    return 1;
 }
 
 void model_bind_unit(model *m, int ui)
@@ -132,8 +155,11 @@ void model_bind_unit(model *m, int ui)
     model_unit *u = &m->units[ui];
     for (int i = 0; i < u->n_params; i++) {
         param_entry *p = &u->params[i];
-        float *const buf = p->trainable ? u->train : u->frozen;
-        float *w = buf ? buf + p->offset : NULL;
+        void *w = NULL;
+        if (p->trainable && u->train)
+            w = u->train + p->offset;
+        else if (!p->trainable && u->frozen)
+            w = (char *)u->frozen + p->offset;
         float *g = p->trainable && u->grad ? u->grad + p->offset : NULL;
         if (u->kind == UNIT_EMBEDDING) {
             m->embed = w;
@@ -161,8 +187,10 @@ void model_bind_unit(model *m, int ui)
                     v->mlp_norm = w;
                 else
                     for (int lin = 0; lin < N_LINEARS; lin++)
-                        if (strstr(p->name, lora_module_path(lin)))
-                            v->w[lin] = w;
+                        if (strstr(p->name, lora_module_path(lin))) {
+                            v->w[lin] = p->compute == DT_F32 ? w : NULL;
+                            v->w_bf16[lin] = p->compute == DT_BF16 ? w : NULL;
+                        }
             }
         }
     }
@@ -323,7 +351,6 @@ static int assign_storage(model *m, const safetensors *st, const safetensors *ad
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *u = &m->units[ui];
         u->n_storage_bytes = 0;
-        u->storage_is_f32 = 1;
         for (int i = 0; i < u->n_params; i++) {
             param_entry *p = &u->params[i];
             if (p->lora_ab == 'S' && check_saved_base(m, p, st, dir, e) != 0)
@@ -358,8 +385,6 @@ static int assign_storage(model *m, const safetensors *st, const safetensors *ad
             else if (storage_of_dtype(t->dtype, &p->storage) != 0)
                 return err_set(e, "%s: tensor '%s' has dtype %s; base weights must be F32, BF16 or F16",
                                p->from_adapter ? "adapter" : dir, p->name, st_dtype_name(t->dtype));
-            if (p->storage != DT_F32)
-                u->storage_is_f32 = 0;
             p->storage_offset = u->n_storage_bytes;
             u->n_storage_bytes += storage_bytes(p->storage, p->n_elems);
         }
@@ -373,7 +398,6 @@ static void assign_planned_storage(model *m, storage_dtype dt)
     for (int ui = 0; ui < m->n_units; ui++) {
         model_unit *u = &m->units[ui];
         u->n_storage_bytes = 0;
-        u->storage_is_f32 = dt == DT_F32;
         for (int i = 0; i < u->n_params; i++) {
             param_entry *p = &u->params[i];
             if (p->trainable)
@@ -511,7 +535,6 @@ void model_quantize_linears(model *m, storage_dtype q4)
         if (u->kind != UNIT_LAYER)
             continue;
         u->n_storage_bytes = 0;
-        u->storage_is_f32 = 0;
         for (int i = 0; i < u->n_params; i++) {
             param_entry *p = &u->params[i];
             if (p->trainable)
@@ -660,6 +683,18 @@ static uint64_t dropout_key(const model *m, int layer, linear_id lin)
     return rng_hash(m->dropout_key, (uint64_t)layer * N_LINEARS + lin);
 }
 
+/* c = a op(W) + beta c for linear lin's weight W [out, in] (op: W^T
+ * with trans_w), in the format its unit keeps it (backend weight_dtype). */
+static void matmul_weight(backend *be, const layer_view *v, linear_id lin, int trans_w, int m, int n, int k,
+                          const float *a, float beta, float *c)
+{
+    const int lda = k, ldw = trans_w ? k : n, ldc = n;
+    if (v->w_bf16[lin])
+        be->matmul_bf16_weight(be, 0, trans_w, m, n, k, 1.0f, a, lda, v->w_bf16[lin], ldw, beta, c, ldc);
+    else
+        be->matmul(be, 0, trans_w, m, n, k, 1.0f, a, lda, v->w[lin], ldw, beta, c, ldc);
+}
+
 /* DoRA's row norms ||W + s B A|| and, when g is not NULL, g = m / norm
  * (PEFT's get_weight_norm), DORA_NORM_ROWS rows at a time so that
  * W + s B A never exists whole. */
@@ -696,7 +731,7 @@ static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n
     const int dora = v->lora_a[lin] && m->lora.use_dora, drop = has_dropout(m);
     float *t = dora ? a->dora_t[lin] : NULL;
     float *base = dora && !drop ? t : y; /* scaled by g as a whole below */
-    be->matmul(be, 0, 1, n, out, in, 1.0f, x, in, v->w[lin], in, accumulate && base == y ? 1.0f : 0.0f, base, out);
+    matmul_weight(be, v, lin, 1, n, out, in, x, accumulate && base == y ? 1.0f : 0.0f, base);
     if (!v->lora_a[lin])
         return;
     int r = v->lora[lin].r;
@@ -722,7 +757,7 @@ static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n
     float *u = s->dyg; /* s B A xd */
     be->matmul(be, 0, 1, n, out, r, v->lora[lin].scale, xa, r, v->lora_b[lin], r, 0.0f, u, out);
     be->scale_cols(be, y, u, g, 0.0f, n, out, 1);
-    be->matmul(be, 0, 1, n, out, in, 1.0f, xd, in, v->w[lin], in, 0.0f, t, out);
+    matmul_weight(be, v, lin, 1, n, out, in, xd, 0.0f, t);
     be->scale_cols(be, y, t, g, -1.0f, n, out, 1);
     be->add(be, t, u, (size_t)n * out);
 }
@@ -748,7 +783,7 @@ static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, cons
         if (!drop)
             dy_base = s->dyg;
     }
-    be->matmul(be, 0, 0, n, in, out, 1.0f, dy_base, out, v->w[lin], in, accumulate ? 1.0f : 0.0f, dx, in);
+    matmul_weight(be, v, lin, 0, n, in, out, dy_base, accumulate ? 1.0f : 0.0f, dx);
     if (!v->lora_a[lin])
         return;
     int r = v->lora[lin].r;
@@ -767,7 +802,7 @@ static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, cons
         float beta = 0.0f;
         if (dora) {
             be->scale_cols(be, s->dyg, dy, a->dora_g[lin], -1.0f, n, out, 0);
-            be->matmul(be, 0, 0, n, in, out, 1.0f, s->dyg, out, v->w[lin], in, 0.0f, s->xd, in);
+            matmul_weight(be, v, lin, 0, n, in, out, s->dyg, 0.0f, s->xd);
             beta = 1.0f;
         }
         be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, beta, s->xd, in);

@@ -28,7 +28,12 @@ typedef struct param_entry {
     int n_dims;
     int64_t shape[2];
     size_t n_elems;
-    size_t offset;      /* in elements, into the unit's fp32 compute buffer */
+    size_t offset;      /* trainable: in elements, into the unit's fp32 train and
+                         * grad buffers; frozen: in bytes, into its frozen buffer */
+    storage_dtype compute;     /* frozen: its format in the frozen buffer, the
+                                * backend's weight_dtype for a layer's linear
+                                * weights (fp32 under DoRA, whose norms read
+                                * W unrounded), else DT_F32 */
     storage_dtype storage;     /* frozen: format in the flat storage buffer */
     size_t storage_offset;     /* frozen: byte offset in the flat storage buffer */
     int64_t rows_in_file;      /* frozen: rows the source holds (fewer when the
@@ -50,13 +55,13 @@ typedef struct model_unit {
     unit_kind kind;
     int layer;          /* for UNIT_LAYER */
     size_t n_frozen_elems, n_train_elems;
+    size_t n_frozen_bytes;     /* the frozen buffer: each tensor in its compute format */
     size_t n_storage_bytes;    /* frozen weights in their file formats, end to end */
-    int storage_is_f32;        /* storage bytes are the fp32 compute buffer */
     int n_params;
     param_entry *params;
     /* The full (gathered) buffers the math reads, bound by FSDP before a
      * unit computes and released after (see fsdp.c). */
-    float *frozen;      /* fp32 frozen weights */
+    void *frozen;       /* frozen weights, each as its param_entry.compute */
     float *train;       /* trainable tensors, NULL when the unit has none */
     float *grad;        /* same layout as train */
 } model_unit;
@@ -64,7 +69,8 @@ typedef struct model_unit {
 /* Views into a layer unit's buffers (set once from the parameter table). */
 typedef struct layer_view {
     float *attn_norm, *mlp_norm;
-    float *w[N_LINEARS];
+    float *w[N_LINEARS];                            /* NULL where kept as bf16: */
+    const uint16_t *w_bf16[N_LINEARS];              /* (backend weight_dtype DT_BF16) */
     float *lora_a[N_LINEARS], *lora_b[N_LINEARS];   /* NULL when not targeted */
     float *grad_a[N_LINEARS], *grad_b[N_LINEARS];
     float *mag[N_LINEARS], *grad_mag[N_LINEARS];    /* DoRA's m [out]; NULL without DoRA */
@@ -139,6 +145,11 @@ int model_init_planned(model *m, const char *config_path, const lora_config *lc,
  * fsdp.c loads them; the storage offsets are laid out again. */
 void model_quantize_linears(model *m, storage_dtype q4);
 void model_free(model *m);
+
+/* 1 when unit u's storage bytes are its frozen buffer as they are (every
+ * tensor stored in its compute format, at its offset): FSDP then binds them
+ * without a copy. */
+int model_unit_storage_is_compute(const model_unit *u);
 
 /* Points the layer views at a unit's currently bound buffers. */
 void model_bind_unit(model *m, int ui);

@@ -5,10 +5,11 @@
  * collectives add up to, not a separate formula that could drift from
  * them.  Nothing but config.json is read.
  *
- * Two layouts, as the backend a run would open: the CPU backend's (fp32
- * compute buffers), or the CUDA backend's with --device cuda, or by default
- * when bf16 is asked for (--bf16 True, mixed_precision: bf16), which only
- * the GPU honours.  For the latter the counting backend reports what
+ * Three layouts, as the backend a run would open: the CPU backend's (fp32
+ * compute buffers; with --device cpu and bf16 on a CPU with bf16
+ * instructions, its bf16 mode's: bf16 residual stream and linear weights),
+ * or the CUDA backend's with --device cuda, or by default when bf16 is
+ * asked for (--bf16 True, mixed_precision: bf16).  For the latter the counting backend reports what
  * backend_cuda_create does (the bf16 residual stream) and keeps the CUDA
  * ops' scratch, and collectives between host and device buffers
  * (fsdp_offload_params) stage the host side through device buffers in
@@ -181,7 +182,11 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     const storage_dtype q4 = weight4_dtype(strcmp(q4_type, "fp4") == 0 ? QUANT4_FP4 : QUANT4_NF4,
                                            cfg.bnb_4bit ? cfg.bnb_4bit_nested : c->use_nested_quant);
 
-    backend *be = cuda ? backend_null_create_cuda(bf16) : backend_null_create();
+    /* --device cpu with bf16: the CPU's bf16 mode where this CPU has one, as
+     * a run here would open it */
+    const char *why_not;
+    const int cpu_bf16 = !cuda && bf16 && backend_cpu_bf16_usable(&why_not);
+    backend *be = cuda ? backend_null_create_cuda(bf16) : cpu_bf16 ? backend_null_create_cpu_bf16() : backend_null_create();
     comm *cm = comm_sim_create(fsdp_comm_layout(acc.sharding_strategy), c->num_processes, c->ranks_per_node);
     if (cuda)
         stage_through_device(cm, be);
@@ -229,7 +234,7 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
     char desc[512], nodes[96];
     accel_config_describe(&acc, desc, sizeof desc);
     comm_describe_nodes(cm, nodes, sizeof nodes);
-    const char *layout = !cuda ? "cpu" : bf16 ? "cuda-bf16" : "cuda-fp32";
+    const char *layout = !cuda ? (cpu_bf16 ? "cpu-bf16" : "cpu") : bf16 ? "cuda-bf16" : "cuda-fp32";
     /* a node's ranks: --ranks_per_node, else all of them on one node */
     const int per_node = c->ranks_per_node > 0 && c->ranks_per_node < c->num_processes ? c->ranks_per_node
                                                                                          : c->num_processes;
@@ -259,7 +264,8 @@ int plan_run(const run_config *c, int argc, char **argv, errbuf *e)
         printf("  micro-batch %d x %d tokens, %d accumulation steps, gradient checkpointing %s\n", B, T, G,
                c->gradient_checkpointing ? "on" : "off");
         printf("peak bytes per rank (GiB; %s):\n",
-               !cuda ? "CPU backend layout, fp32 compute buffers"
+               !cuda ? (cpu_bf16 ? "CPU backend layout, bf16 residual stream and linear weights, fp32 otherwise"
+                                 : "CPU backend layout, fp32 compute buffers")
                : bf16 ? "CUDA backend layout, bf16 residual stream, fp32 inside a layer and in gathered units"
                       : "CUDA backend layout, fp32");
         for (int k = 0; k < MEM_N_CATEGORIES; k++)

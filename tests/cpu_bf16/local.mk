@@ -15,10 +15,11 @@ tests_cpu_bf16_test_cpu_bf16_ops_LDADD = $(LDADD_COMMON) $(CMOCKA_LIBS)
 TESTS += tests/cpu_bf16/test_cpu_bf16_ops
 
 # bf16 training: against transformers + peft under bf16 autocast, N ranks
-# against one, and the fp32 fallback (SHARDTUNE_CPU_BF16=0)
-TESTS += tests/cpu_bf16/train_matches_autocast.sh tests/cpu_bf16/fsdp_ranks_bf16.sh tests/cpu_bf16/fallback_forced.sh
+# against one, the fp32 fallback (SHARDTUNE_CPU_BF16=0), plans of bf16 runs
+TESTS += tests/cpu_bf16/train_matches_autocast.sh tests/cpu_bf16/fsdp_ranks_bf16.sh tests/cpu_bf16/fallback_forced.sh \
+	tests/cpu_bf16/plan_matches_bf16.sh
 EXTRA_DIST += tests/cpu_bf16/lib.sh tests/cpu_bf16/train_matches_autocast.sh tests/cpu_bf16/fsdp_ranks_bf16.sh \
-	tests/cpu_bf16/fallback_forced.sh
+	tests/cpu_bf16/fallback_forced.sh tests/cpu_bf16/plan_matches_bf16.sh
 
 # the CPU backend's vectorised exponentials (src/cpu_vec.c) against libm (cmocka)
 check_PROGRAMS += tests/cpu_bf16/test_cpu_vec

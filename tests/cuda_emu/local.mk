@@ -8,7 +8,8 @@ CUDA_EMU_SRC = $(srcdir)/cuda/backend_cuda.cu $(srcdir)/cuda/elementwise_cuda.cu
 CUDA_EMU_INC = $(srcdir)/tests/cuda_emu/include/cuda_runtime.h $(srcdir)/tests/cuda_emu/include/cuda_fp16.h \
 	$(srcdir)/tests/cuda_emu/include/cublas_v2.h $(srcdir)/tests/cuda_emu/include/nccl.h \
 	$(srcdir)/tests/cuda_emu/include/cuda_bf16.h $(srcdir)/tests/cuda_emu/include/mma.h \
-	$(srcdir)/cuda/cuda_internal.h $(srcdir)/cuda/backend_cuda.h $(srcdir)/cuda/comm_nccl.h
+	$(srcdir)/cuda/cuda_internal.h $(srcdir)/cuda/backend_cuda.h $(srcdir)/cuda/comm_nccl.h \
+	$(srcdir)/src/backend.h $(srcdir)/src/dtype.h
 EXTRA_DIST += tests/cuda_emu/cuda_emu.cc tests/cuda_emu/include/cuda_runtime.h tests/cuda_emu/include/cuda_fp16.h \
 	tests/cuda_emu/include/cublas_v2.h tests/cuda_emu/include/nccl.h tests/cuda_emu/include/cuda_bf16.h \
 	tests/cuda_emu/include/mma.h

@@ -4,7 +4,9 @@
 # - picks the CUDA backend's layout for --device cuda, and by itself when
 #   bf16 is asked for (the LoRA file's mixed_precision: bf16, or --bf16 True)
 #   with the device left to auto; the CPU layout for --device cpu, and for
-#   auto without bf16;
+#   auto without bf16 (its fp32 layout: SHARDTUNE_CPU_BF16=0 here, as on a CPU
+#   without bf16 instructions; tests/cpu_bf16/plan_matches_bf16.sh holds its
+#   bf16 layout to runs);
 # - in that layout differs from the CPU layout only in activations, by
 #   exactly what the CUDA backend keeps otherwise (stated here from the design,
 #   not from the code): the L + 1 layer inputs (the residual stream) in bf16
@@ -34,7 +36,7 @@ qlora="--config_file $top_srcdir/jobs/configs/fsdp_config_qlora.yaml --model_nam
 plan() { # plan NAME DEVICE flags...: DEVICE goes to $SHARDTUNE_DEVICE
     out=$1 dev=$2
     shift 2
-    SHARDTUNE_DEVICE=$dev "$SHARDTUNE" plan --json "$@" > "$SCRATCH/$out.json" 2> "$SCRATCH/$out.err" \
+    SHARDTUNE_CPU_BF16=0 SHARDTUNE_DEVICE=$dev "$SHARDTUNE" plan --json "$@" > "$SCRATCH/$out.json" 2> "$SCRATCH/$out.err" \
         || { cat "$SCRATCH/$out.err"; fail "plan $out"; }
 }
 plan lora.cpu cpu $lora
