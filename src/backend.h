@@ -72,10 +72,21 @@ struct backend {
     void (*matmul)(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
                    const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
-    /* matmul whose B is a frozen weight kept as bf16 (weight_dtype DT_BF16;
-     * NULL on backends that keep weights fp32). */
-    void (*matmul_bf16_weight)(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                               const float *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc);
+    /* Where weight_dtype is DT_BF16 (NULL elsewhere): C = [A | A2] op(W) +
+     * beta C for a frozen weight W kept as bf16 (row stride ldw; op(W) =
+     * W^T with trans_w), A [m, k] and A2 [m, k2] side by side (k2 0: A
+     * alone; else op(W) has k + k2 rows: an adapter's share beside the
+     * weight, see lora_fuse_bf16). */
+    void (*matmul_bf16_weight)(backend *be, int trans_w, int m, int n, int k, const float *a, int lda, int k2,
+                               const float *a2, int lda2, const uint16_t *w, int ldw, float beta, float *c, int ldc);
+    /* Writes LoRA's s B [out, r] and A [r, in] (either may be NULL: not
+     * written), rounded to bf16, beside the bf16 weight W [out, in] of a
+     * buffer [out + r, in + r] (row stride ldw): s B as the last r columns
+     * of W's rows, A as the last r rows.  Then [x | xa] [W | s B]^T =
+     * x W^T + s xa B^T and [dy | dxa] [W ; A] = dy W + dxa A are one
+     * product each. */
+    void (*lora_fuse_bf16)(backend *be, uint16_t *w, int ldw, int out, int in, int r, const float *a,
+                           const float *b, float scale);
 
     /* ---- elementwise and reductions over flat ranges ---- */
     /* out = fp32 of n_elems stored values (frozen weights as gathered) */
@@ -83,10 +94,11 @@ struct backend {
     /* out = n_elems values of in stored as dt, rounding to nearest even (the
      * inverse of to_f32; F32 and BF16 on every backend) */
     void (*from_f32)(backend *be, void *out, const float *in, storage_dtype dt, size_t n_elems);
-    /* out = n_elems stored values rounded to bf16 as from_f32 rounds
-     * (frozen weights as gathered, where weight_dtype is DT_BF16; NULL
-     * elsewhere) */
-    void (*to_bf16)(backend *be, uint16_t *out, const void *in, storage_dtype dt, size_t n_elems);
+    /* out (row stride ld_out) = rows x cols stored values (packed) rounded
+     * to bf16 as from_f32 rounds (frozen weights as gathered, where
+     * weight_dtype is DT_BF16; NULL elsewhere) */
+    void (*to_bf16)(backend *be, uint16_t *out, size_t ld_out, const void *in, storage_dtype dt, size_t rows,
+                    size_t cols);
     void (*add)(backend *be, float *y, const float *x, size_t n_elems);        /* y += x */
     void (*scale)(backend *be, float *x, size_t n_elems, float s);             /* x *= s */
     double (*sum_squares)(backend *be, const float *x, size_t n_elems);

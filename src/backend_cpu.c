@@ -80,10 +80,24 @@ static void cpu_matmul(backend *be, int trans_a, int trans_b, int m, int n, int 
     gemm(precision_of(be), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static void cpu_matmul_bf16_weight(backend *be, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                                   const float *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+static void cpu_matmul_bf16_weight(backend *be, int trans_w, int m, int n, int k, const float *a, int lda, int k2,
+                                   const float *a2, int lda2, const uint16_t *w, int ldw, float beta, float *c, int ldc)
 {
-    gemm_bf16_b(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_bf16_b_cat(trans_w, m, n, k, a, lda, k2, a2, lda2, w, ldw, beta, c, ldc);
+}
+
+static void cpu_lora_fuse_bf16(backend *be, uint16_t *w, int ldw, int out, int in, int r, const float *a,
+                               const float *b, float scale)
+{
+    if (b) {
+        float *sb = xmalloc((size_t)out * r * sizeof *sb);
+        for (size_t i = 0; i < (size_t)out * r; i++)
+            sb[i] = scale * b[i];
+        gemm_round_rows_bf16_strided(w + in, (size_t)ldw, sb, (size_t)r, (size_t)out, (size_t)r);
+        free(sb);
+    }
+    if (a)
+        gemm_round_rows_bf16_strided(w + (size_t)out * ldw, (size_t)ldw, a, (size_t)in, (size_t)r, (size_t)in);
 }
 
 static void cpu_to_f32(backend *be, float *out, const void *in, storage_dtype dt, size_t n_elems)
@@ -113,30 +127,35 @@ static void cpu_from_f32(backend *be, void *out, const float *in, storage_dtype 
     }
 }
 
-/* Chunk by chunk through an fp32 row on the stack; bf16 storage is copied
- * (rounding it again changes nothing) and a 4-bit tensor, which dequantizes
- * only whole, goes through one fp32 copy of itself. */
-static void cpu_to_bf16(backend *be, uint16_t *out, const void *in, storage_dtype dt, size_t n_elems)
+/* Row by row, in pieces through an fp32 buffer on the stack; bf16 storage
+ * is copied (rounding it again changes nothing) and a 4-bit tensor, which
+ * dequantizes only whole, goes through one fp32 copy of itself. */
+static void cpu_to_bf16(backend *be, uint16_t *out, size_t ld_out, const void *in, storage_dtype dt, size_t rows,
+                        size_t cols)
 {
-    enum { CHUNK = 1 << 12 };
-    if (dt == DT_BF16) {
-        memcpy(out, in, n_elems * sizeof *out);
-        return;
-    }
+    enum { PIECE = 1 << 12 };
     if (weight4_is(dt)) {
-        float *wide = xmalloc(n_elems * sizeof *wide);
-        storage_to_f32(dt, in, wide, n_elems);
-        gemm_round_bf16(out, wide, n_elems);
+        float *wide = xmalloc(rows * cols * sizeof *wide);
+        storage_to_f32(dt, in, wide, rows * cols);
+        gemm_round_rows_bf16_strided(out, ld_out, wide, cols, rows, cols);
         free(wide);
         return;
     }
-    const size_t n_chunks = (n_elems + CHUNK - 1) / CHUNK, width = storage_bytes(dt, 1);
+    const size_t width = storage_bytes(dt, 1);
 #pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < n_chunks; c++) {
-        float wide[CHUNK];
-        const size_t lo = c * CHUNK, n = n_elems - lo < CHUNK ? n_elems - lo : CHUNK;
-        storage_to_f32(dt, (const unsigned char *)in + lo * width, wide, n);
-        storage_from_f32(DT_BF16, wide, out + lo, n);
+    for (size_t r = 0; r < rows; r++) {
+        const unsigned char *src = (const unsigned char *)in + r * cols * width;
+        uint16_t *dst = out + r * ld_out;
+        if (dt == DT_BF16) {
+            memcpy(dst, src, cols * sizeof *dst);
+            continue;
+        }
+        float wide[PIECE];
+        for (size_t lo = 0; lo < cols; lo += PIECE) {
+            const size_t n = cols - lo < PIECE ? cols - lo : PIECE;
+            storage_to_f32(dt, src + lo * width, wide, n);
+            storage_from_f32(DT_BF16, wide, dst + lo, n);
+        }
     }
 }
 
@@ -744,6 +763,7 @@ backend *backend_cpu_create(int n_threads, int bf16)
     be->weight_dtype = bf16 ? DT_BF16 : DT_F32;
     if (bf16) {
         be->matmul_bf16_weight = cpu_matmul_bf16_weight;
+        be->lora_fuse_bf16 = cpu_lora_fuse_bf16;
         be->to_bf16 = cpu_to_bf16;
     }
     be->alloc = cpu_alloc;

@@ -132,9 +132,13 @@ static void null_to_f32(backend *be, float *out, const void *in, storage_dtype d
         im->quant4_tables = null_alloc(be, (16 + 16 + 256) * sizeof(float), MEM_ACTIVATIONS);
 }
 static void null_from_f32(backend *be, void *out, const float *in, storage_dtype dt, size_t n) {}
-static void null_to_bf16(backend *be, uint16_t *out, const void *in, storage_dtype dt, size_t n) {}
-static void null_matmul_bf16_weight(backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a,
-                                    int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc) {}
+static void null_to_bf16(backend *be, uint16_t *out, size_t ld, const void *in, storage_dtype dt, size_t rows,
+                         size_t cols) {}
+static void null_matmul_bf16_weight(backend *be, int tw, int m, int n, int k, const float *a, int lda, int k2,
+                                    const float *a2, int lda2, const uint16_t *w, int ldw, float beta, float *c,
+                                    int ldc) {}
+static void null_lora_fuse_bf16(backend *be, uint16_t *w, int ldw, int out, int in, int r, const float *a,
+                                const float *b, float scale) {}
 static void null_add(backend *be, float *y, const float *x, size_t n) {}
 static void null_scale(backend *be, float *x, size_t n, float s) {}
 static double null_sum_squares(backend *be, const float *x, size_t n)
@@ -272,6 +276,7 @@ backend *backend_null_create_cpu_bf16(void)
     /* as backend_cpu_create with bf16 */
     be->activation_dtype = be->weight_dtype = DT_BF16;
     be->matmul_bf16_weight = null_matmul_bf16_weight;
+    be->lora_fuse_bf16 = null_lora_fuse_bf16;
     be->to_bf16 = null_to_bf16;
     return be;
 }

@@ -18,14 +18,14 @@ enum {
     OP_MATMUL, OP_MATMUL_THIN, OP_TO_F32, OP_FROM_F32, OP_ADD, OP_SCALE, OP_SUM_SQUARES, OP_EMBEDDING, OP_RMSNORM_FWD,
     OP_RMSNORM_BWD, OP_ROPE, OP_ATTENTION_FWD, OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_DROPOUT,
     OP_DORA_NORM, OP_SCALE_COLS, OP_COL_DOT, OP_LM_HEAD_XENT, OP_ADAMW, OP_COPY, OP_LM_HEAD_XENT_DW, OP_EMBEDDING_BWD,
-    OP_TO_BF16, N_OPS
+    OP_TO_BF16, OP_LORA_FUSE_BF16, N_OPS
 };
 
 static const char *const op_names[N_OPS] = {
     "matmul", "matmul (thin)", "to_f32", "from_f32", "add", "scale", "sum_squares", "embedding_fwd", "rmsnorm_fwd",
     "rmsnorm_bwd", "rope", "attention_fwd", "attention_bwd", "attention_decode", "swiglu_fwd", "swiglu_bwd", "dropout",
     "dora_norm", "scale_cols", "col_dot", "lm_head_xent",
-    "adamw", "copy (device)", "lm_head_xent_dw", "embedding_bwd", "to_bf16",
+    "adamw", "copy (device)", "lm_head_xent_dw", "embedding_bwd", "to_bf16", "lora_fuse_bf16",
 };
 
 typedef struct profile {
@@ -104,15 +104,22 @@ static void p_matmul(backend *be, int ta, int tb, int m, int n, int k, float alp
     TIMED(matmul_op(m, n, k), in->matmul(in, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
 }
 
-static void p_matmul_bf16_weight(backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a,
-                                 int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+static void p_matmul_bf16_weight(backend *be, int tw, int m, int n, int k, const float *a, int lda, int k2,
+                                 const float *a2, int lda2, const uint16_t *w, int ldw, float beta, float *c, int ldc)
 {
-    TIMED(matmul_op(m, n, k), in->matmul_bf16_weight(in, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+    TIMED(matmul_op(m, n, k), in->matmul_bf16_weight(in, tw, m, n, k, a, lda, k2, a2, lda2, w, ldw, beta, c, ldc));
 }
 
-static void p_to_bf16(backend *be, uint16_t *out, const void *x, storage_dtype dt, size_t n)
+static void p_lora_fuse_bf16(backend *be, uint16_t *w, int ldw, int out, int n_in, int r, const float *a,
+                             const float *b, float scale)
 {
-    TIMED(OP_TO_BF16, in->to_bf16(in, out, x, dt, n));
+    TIMED(OP_LORA_FUSE_BF16, in->lora_fuse_bf16(in, w, ldw, out, n_in, r, a, b, scale));
+}
+
+static void p_to_bf16(backend *be, uint16_t *out, size_t ld, const void *x, storage_dtype dt, size_t rows,
+                      size_t cols)
+{
+    TIMED(OP_TO_BF16, in->to_bf16(in, out, ld, x, dt, rows, cols));
 }
 
 static void p_to_f32(backend *be, float *out, const void *x, storage_dtype dt, size_t n)
@@ -267,6 +274,7 @@ backend *backend_profile_wrap(backend *in)
     be->embedding_bwd = in->embedding_bwd ? p_embedding_bwd : NULL;
     be->matmul_bf16_weight = in->matmul_bf16_weight ? p_matmul_bf16_weight : NULL;
     be->to_bf16 = in->to_bf16 ? p_to_bf16 : NULL;
+    be->lora_fuse_bf16 = in->lora_fuse_bf16 ? p_lora_fuse_bf16 : NULL;
     mirror(be);
     return be;
 }

@@ -106,8 +106,9 @@ static void materialize(fsdp *f, int ui, const uint8_t *storage, uint8_t *out)
         const param_entry *p = &mu->params[i];
         if (p->trainable)
             continue;
-        if (p->compute == DT_BF16)
-            be->to_bf16(be, (uint16_t *)(out + p->offset), storage + p->storage_offset, p->storage, p->n_elems);
+        if (p->compute == DT_BF16) /* rows widened by fused_r: room for the adapter */
+            be->to_bf16(be, (uint16_t *)(out + p->offset), (size_t)p->shape[1] + p->fused_r,
+                        storage + p->storage_offset, p->storage, (size_t)p->shape[0], (size_t)p->shape[1]);
         else
             be->to_f32(be, (float *)(out + p->offset), storage + p->storage_offset, p->storage, p->n_elems);
     }

@@ -209,12 +209,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void round_b
         d[j] = bf16_from_f32_bits(s[j]);
 }
 
-void gemm_round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld)
+void gemm_round_rows_bf16_strided(uint16_t *dst, size_t ld_dst, const float *src, size_t ld, size_t rows,
+                                  size_t cols)
 {
     const int par = !omp_in_parallel() && rows * cols >= ((size_t)1 << 16);
 #pragma omp parallel for schedule(static) if (par)
     for (size_t r = 0; r < rows; r++)
-        round_bf16(dst + r * cols, (const uint32_t *)(src + r * ld), cols);
+        round_bf16(dst + r * ld_dst, (const uint32_t *)(src + r * ld), cols);
+}
+
+void gemm_round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld)
+{
+    gemm_round_rows_bf16_strided(dst, cols, src, ld, rows, cols);
 }
 
 static uint16_t *scratch16(uint16_t **buf, size_t *have, size_t n_elems)
@@ -285,6 +291,21 @@ void gemm_bf16_b(int trans_a, int trans_b, int m, int n, int k, float alpha, con
     gemm_table *t = table_get();
     const uint16_t *a16 = to_bf16(&t->a16, &t->a16_elems, trans_a, m, k, a, lda, &lda);
     gemm_key key = {GEMM_BF16, 1, trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta};
+    run(t, entry_get(t, &key), a16, b, c);
+}
+
+void gemm_bf16_b_cat(int trans_b, int m, int n, int k, const float *a, int lda, int k2, const float *a2, int lda2,
+                     const uint16_t *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0 || k <= 0 || k2 < 0)
+        die(EXIT_FAILURE_RUN, "gemm_bf16_b_cat: empty product %dx%dx(%d+%d)", m, n, k, k2);
+    gemm_table *t = table_get();
+    const int kk = k + k2;
+    uint16_t *a16 = scratch16(&t->a16, &t->a16_elems, (size_t)m * kk);
+    gemm_round_rows_bf16_strided(a16, (size_t)kk, a, (size_t)lda, (size_t)m, (size_t)k);
+    if (k2)
+        gemm_round_rows_bf16_strided(a16 + k, (size_t)kk, a2, (size_t)lda2, (size_t)m, (size_t)k2);
+    gemm_key key = {GEMM_BF16, 1, 0, trans_b, m, n, kk, kk, ldb, ldc, 1.0f, beta};
     run(t, entry_get(t, &key), a16, b, c);
 }
 

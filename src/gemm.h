@@ -27,12 +27,22 @@ void gemm(gemm_precision prec, int trans_a, int trans_b, int m, int n, int k, fl
 void gemm_bf16_b(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                  const uint16_t *b, int ldb, float beta, float *c, int ldc);
 
+/* C = [A | A2] op(B) + beta C: A [m, k] and A2 [m, k2] side by side (rounded
+ * into one bf16 matrix [m, k + k2]), B bf16 with op(B) [k + k2, n] (B^T
+ * with trans_b): one product for a linear layer and its adapter, whose
+ * s B or A the frozen weight carries beside W (model.c). */
+void gemm_bf16_b_cat(int trans_b, int m, int n, int k, const float *a, int lda, int k2, const float *a2, int lda2,
+                     const uint16_t *b, int ldb, float beta, float *c, int ldc);
+
 /* dst = src rounded to bf16, nearest even (NaN stays NaN): what GEMM_BF16
  * does to its inputs, for a B that several products share. */
 void gemm_round_bf16(uint16_t *dst, const float *src, size_t n_elems);
 /* The same for rows x cols of src with row stride ld, into dst packed
  * (row stride cols). */
 void gemm_round_rows_bf16(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld);
+/* The same into dst with row stride ld_dst. */
+void gemm_round_rows_bf16_strided(uint16_t *dst, size_t ld_dst, const float *src, size_t ld, size_t rows,
+                                  size_t cols);
 
 /* 1 when the CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16),
  * checked at run time. */

@@ -83,7 +83,11 @@ static void build_layer_table(model_unit *u, const llama_config *c, const lora_c
         int out, in;
         linear_shape(c, lin, &out, &in);
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lora_module_path(lin));
-        unit_add(u, name, 2, out, in, 0, weight_dtype);
+        param_entry *w = unit_add(u, name, 2, out, in, 0, weight_dtype);
+        if (weight_dtype == DT_BF16 && mods[lin].r) { /* room for s B and A beside W */
+            w->fused_r = mods[lin].r;
+            u->n_frozen_bytes = w->offset + storage_bytes(DT_BF16, (size_t)(out + w->fused_r) * (in + w->fused_r));
+        }
         if (lin == LIN_O) {
             snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
             unit_add(u, name, 1, c->hidden_size, 0, 0, DT_F32);
@@ -144,7 +148,7 @@ int model_unit_storage_is_compute(const model_unit *u)
 {
     for (int i = 0; i < u->n_params; i++) {
         const param_entry *p = &u->params[i];
-        if (!p->trainable && (p->storage != p->compute || p->storage_offset != p->offset))
+        if (!p->trainable && (p->storage != p->compute || p->storage_offset != p->offset || p->fused_r))
             return 0;
     }
     return 1;
@@ -190,6 +194,7 @@ void model_bind_unit(model *m, int ui)
                         if (strstr(p->name, lora_module_path(lin))) {
                             v->w[lin] = p->compute == DT_F32 ? w : NULL;
                             v->w_bf16[lin] = p->compute == DT_BF16 ? w : NULL;
+                            v->w_ld[lin] = (int)p->shape[1] + p->fused_r;
                         }
             }
         }
@@ -688,11 +693,23 @@ static uint64_t dropout_key(const model *m, int layer, linear_id lin)
 static void matmul_weight(backend *be, const layer_view *v, linear_id lin, int trans_w, int m, int n, int k,
                           const float *a, float beta, float *c)
 {
-    const int lda = k, ldw = trans_w ? k : n, ldc = n;
     if (v->w_bf16[lin])
-        be->matmul_bf16_weight(be, 0, trans_w, m, n, k, 1.0f, a, lda, v->w_bf16[lin], ldw, beta, c, ldc);
+        be->matmul_bf16_weight(be, trans_w, m, n, k, a, k, 0, NULL, 0, v->w_bf16[lin], v->w_ld[lin], beta, c, n);
     else
-        be->matmul(be, 0, trans_w, m, n, k, 1.0f, a, lda, v->w[lin], ldw, beta, c, ldc);
+        be->matmul(be, 0, trans_w, m, n, k, 1.0f, a, k, v->w[lin], v->w_ld[lin], beta, c, n);
+}
+
+/* A bf16 weight with room for its adapter (param_entry.fused_r): s B
+ * (forward) or A (backward) written beside W from the adapter as it is now
+ * (the optimizer moves it every step; a gathered unit arrives without it). */
+static int fuse_adapter(backend *be, const layer_view *v, linear_id lin, int out, int in, int backward)
+{
+    const int r = v->lora[lin].r;
+    if (!v->w_bf16[lin] || v->w_ld[lin] != in + r || !v->lora_a[lin])
+        return 0;
+    be->lora_fuse_bf16(be, v->w_bf16[lin], v->w_ld[lin], out, in, r, backward ? v->lora_a[lin] : NULL,
+                       backward ? NULL : v->lora_b[lin], v->lora[lin].scale);
+    return 1;
 }
 
 /* DoRA's row norms ||W + s B A|| and, when g is not NULL, g = m / norm
@@ -731,7 +748,9 @@ static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n
     const int dora = v->lora_a[lin] && m->lora.use_dora, drop = has_dropout(m);
     float *t = dora ? a->dora_t[lin] : NULL;
     float *base = dora && !drop ? t : y; /* scaled by g as a whole below */
-    matmul_weight(be, v, lin, 1, n, out, in, x, accumulate && base == y ? 1.0f : 0.0f, base);
+    const int fused = fuse_adapter(be, v, lin, out, in, 0);
+    if (!fused)
+        matmul_weight(be, v, lin, 1, n, out, in, x, accumulate && base == y ? 1.0f : 0.0f, base);
     if (!v->lora_a[lin])
         return;
     int r = v->lora[lin].r;
@@ -742,6 +761,11 @@ static void linear_fwd(model *m, int layer, linear_id lin, const float *x, int n
         xd = s->xd;
     }
     be->matmul(be, 0, 1, n, r, in, 1.0f, xd, in, v->lora_a[lin], in, 0.0f, xa, r);
+    if (fused) { /* y (+)= [x | xa] [W | s B]^T */
+        be->matmul_bf16_weight(be, 1, n, out, in, x, in, r, xa, r, v->w_bf16[lin], v->w_ld[lin],
+                               accumulate ? 1.0f : 0.0f, y, out);
+        return;
+    }
     if (!dora) {
         be->matmul(be, 0, 1, n, out, r, v->lora[lin].scale, xa, r, v->lora_b[lin], r, 1.0f, y, out);
         return;
@@ -783,7 +807,10 @@ static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, cons
         if (!drop)
             dy_base = s->dyg;
     }
-    matmul_weight(be, v, lin, 0, n, in, out, dy_base, accumulate ? 1.0f : 0.0f, dx);
+    /* without dropout the adapter's dxa A joins dy W in one product, last */
+    const int fused = !drop && fuse_adapter(be, v, lin, out, in, 1);
+    if (!fused)
+        matmul_weight(be, v, lin, 0, n, in, out, dy_base, accumulate ? 1.0f : 0.0f, dx);
     if (!v->lora_a[lin])
         return;
     int r = v->lora[lin].r;
@@ -808,6 +835,9 @@ static void linear_bwd(model *m, int layer, linear_id lin, const float *dy, cons
         be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, beta, s->xd, in);
         be->dropout(be, s->xd, s->xd, (size_t)n * in, m->lora.dropout, dropout_key(m, layer, lin));
         be->add(be, dx, s->xd, (size_t)n * in);
+    } else if (fused) { /* dx (+)= [dy | dxa] [W ; A] */
+        be->matmul_bf16_weight(be, 0, n, in, out, dy_base, out, r, s->dxa, r, v->w_bf16[lin], v->w_ld[lin],
+                               accumulate ? 1.0f : 0.0f, dx, in);
     } else {
         be->matmul(be, 0, 0, n, in, r, 1.0f, s->dxa, r, v->lora_a[lin], in, 1.0f, dx, in);
     }

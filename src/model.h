@@ -34,6 +34,10 @@ typedef struct param_entry {
                                 * backend's weight_dtype for a layer's linear
                                 * weights (fp32 under DoRA, whose norms read
                                 * W unrounded), else DT_F32 */
+    int fused_r;               /* frozen bf16 linear weight of an adapted layer
+                                * (no DoRA): kept as [out + r, in + r], row
+                                * stride in + r, with room for the adapter's
+                                * s B and A (backend lora_fuse_bf16); else 0 */
     storage_dtype storage;     /* frozen: format in the flat storage buffer */
     size_t storage_offset;     /* frozen: byte offset in the flat storage buffer */
     int64_t rows_in_file;      /* frozen: rows the source holds (fewer when the
@@ -70,7 +74,8 @@ typedef struct model_unit {
 typedef struct layer_view {
     float *attn_norm, *mlp_norm;
     float *w[N_LINEARS];                            /* NULL where kept as bf16: */
-    const uint16_t *w_bf16[N_LINEARS];              /* (backend weight_dtype DT_BF16) */
+    uint16_t *w_bf16[N_LINEARS];                    /* (backend weight_dtype DT_BF16) */
+    int w_ld[N_LINEARS];                            /* their row strides (in, or in + r: fused_r) */
     float *lora_a[N_LINEARS], *lora_b[N_LINEARS];   /* NULL when not targeted */
     float *grad_a[N_LINEARS], *grad_b[N_LINEARS];
     float *mag[N_LINEARS], *grad_mag[N_LINEARS];    /* DoRA's m [out]; NULL without DoRA */

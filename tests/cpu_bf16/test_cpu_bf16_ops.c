@@ -14,6 +14,9 @@
  *  - attention forward/backward: scores from rounded q, k (lse to 1e-5);
  *    P, dO and dS are rounded before their products: 2^-7 of the norm.
  *  - the residual stream is kept in bf16 (activation_dtype).
+ *  - linear weights kept in bf16 with the adapter beside them (to_bf16,
+ *    lora_fuse_bf16, matmul_bf16_weight): the fp32 products of the rounded
+ *    operands, base and adapter summed, to 2e-6.
  * Skipped (77) on a CPU without bf16 instructions. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -198,6 +201,72 @@ static void residual_stream_is_bf16(void **state)
     assert_int_equal(f32->activation_dtype, DT_F32);
 }
 
+/* A linear weight kept in bf16 with its adapter beside it: to_bf16 from
+ * fp32 and bf16 storage into rows of stride in + r, lora_fuse_bf16's s B and
+ * A, and the products [x | xa] [W | s B]^T and [dy | dxa] [W ; A] against
+ * the fp32 products of the rounded operands (x W^T + s xa B^T, dy W + dxa
+ * A), to summation-order error; the weight rows' padding columns past s B
+ * and the corner are never read (NaN there must not reach the result). */
+static void bf16_weight_with_adapter(void **state)
+{
+    (void)state;
+    const int n = 37, out = 48, in = 72, r = 8, ld = in + r;
+    const float scale = 1.5f; /* not a power of two: s B is rounded after scaling */
+    float *w = random_vec((size_t)out * in, 1.0f), *a = random_vec((size_t)r * in, 1.0f),
+          *b = random_vec((size_t)out * r, 1.0f), *x = random_vec((size_t)n * in, 1.0f),
+          *xa = random_vec((size_t)n * r, 1.0f), *dy = random_vec((size_t)n * out, 1.0f),
+          *dxa = random_vec((size_t)n * r, 1.0f);
+    float *sb = malloc((size_t)out * r * sizeof *sb);
+    for (int i = 0; i < out * r; i++)
+        sb[i] = scale * b[i];
+    float *wr = rounded(w, (size_t)out * in), *ar = rounded(a, (size_t)r * in), *sbr = rounded(sb, (size_t)out * r),
+          *xr = rounded(x, (size_t)n * in), *xar = rounded(xa, (size_t)n * r), *dyr = rounded(dy, (size_t)n * out),
+          *dxar = rounded(dxa, (size_t)n * r);
+    uint16_t *w_bf16 = malloc((size_t)out * in * sizeof *w_bf16);
+    storage_from_f32(DT_BF16, w, w_bf16, (size_t)out * in);
+    for (int from_bf16 = 0; from_bf16 < 2; from_bf16++) {
+        uint16_t *buf = malloc((size_t)(out + r) * ld * sizeof *buf);
+        memset(buf, 0xff, (size_t)(out + r) * ld * sizeof *buf); /* NaN everywhere not written */
+        if (from_bf16)
+            bf->to_bf16(bf, buf, (size_t)ld, w_bf16, DT_BF16, (size_t)out, (size_t)in);
+        else
+            bf->to_bf16(bf, buf, (size_t)ld, w, DT_F32, (size_t)out, (size_t)in);
+        bf->lora_fuse_bf16(bf, buf, ld, out, in, r, NULL, b, scale);
+        bf->lora_fuse_bf16(bf, buf, ld, out, in, r, a, NULL, scale);
+        for (int i = 0; i < out; i++)
+            for (int j = 0; j < in; j++) {
+                float v;
+                storage_to_f32(DT_BF16, buf + (size_t)i * ld + j, &v, 1);
+                assert_true(v == wr[(size_t)i * in + j]);
+            }
+        /* forward: y = x W^T + s xa B^T */
+        float *y = malloc((size_t)n * out * sizeof *y), *y_ref = malloc((size_t)n * out * sizeof *y_ref);
+        bf->matmul_bf16_weight(bf, 1, n, out, in, x, in, r, xa, r, buf, ld, 0.0f, y, out);
+        f32->matmul(f32, 0, 1, n, out, in, 1.0f, xr, in, wr, in, 0.0f, y_ref, out);
+        f32->matmul(f32, 0, 1, n, out, r, 1.0f, xar, r, sbr, r, 1.0f, y_ref, out);
+        double err_f = rel_max(y, y_ref, (size_t)n * out);
+        /* backward: dx = dy W + dxa A, accumulated onto what dx held */
+        float *dx0 = random_vec((size_t)n * in, 1.0f);
+        float *dx = malloc((size_t)n * in * sizeof *dx), *dx_ref = malloc((size_t)n * in * sizeof *dx_ref);
+        memcpy(dx, dx0, (size_t)n * in * sizeof *dx);
+        memcpy(dx_ref, dx0, (size_t)n * in * sizeof *dx);
+        bf->matmul_bf16_weight(bf, 0, n, in, out, dy, out, r, dxa, r, buf, ld, 1.0f, dx, in);
+        f32->matmul(f32, 0, 0, n, in, out, 1.0f, dyr, out, wr, in, 1.0f, dx_ref, in);
+        f32->matmul(f32, 0, 0, n, in, r, 1.0f, dxar, r, ar, in, 1.0f, dx_ref, in);
+        double err_b = rel_max(dx, dx_ref, (size_t)n * in);
+        print_message("bf16 weight (from %s storage) with adapter: forward %.2e, backward %.2e\n",
+                      from_bf16 ? "bf16" : "fp32", err_f, err_b);
+        if (!(err_f <= 2e-6 && err_b <= 2e-6))
+            fail_msg("fused products off the fp32 products of the rounded operands: %.2e, %.2e (<= 2e-6)", err_f,
+                     err_b);
+        free(buf), free(y), free(y_ref), free(dx0), free(dx), free(dx_ref);
+    }
+    assert_int_equal(bf->weight_dtype, DT_BF16);
+    assert_int_equal(f32->weight_dtype, DT_F32);
+    free(w), free(a), free(b), free(x), free(xa), free(dy), free(dxa), free(sb), free(w_bf16);
+    free(wr), free(ar), free(sbr), free(xr), free(xar), free(dyr), free(dxar);
+}
+
 int main(void)
 {
     if (!gemm_cpu_has_bf16()) {
@@ -212,6 +281,7 @@ int main(void)
         cmocka_unit_test(lm_head_xent_rounds_its_products),
         cmocka_unit_test(attention_rounds_its_products),
         cmocka_unit_test(residual_stream_is_bf16),
+        cmocka_unit_test(bf16_weight_with_adapter),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     bf->destroy(bf);
