@@ -107,7 +107,7 @@ static void materialize(fsdp *f, int ui, const uint8_t *storage, uint8_t *out)
         if (p->trainable)
             continue;
         if (p->compute == DT_BF16) /* rows widened by fused_r: room for the adapter */
-            be->to_bf16(be, (uint16_t *)(out + p->offset), (size_t)p->shape[1] + p->fused_r,
+            be->to_bf16(be, (uint16_t *)(out + p->offset), param_frozen_ld(p),
                         storage + p->storage_offset, p->storage, (size_t)p->shape[0], (size_t)p->shape[1]);
         else
             be->to_f32(be, (float *)(out + p->offset), storage + p->storage_offset, p->storage, p->n_elems);

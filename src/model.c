@@ -86,7 +86,7 @@ static void build_layer_table(model_unit *u, const llama_config *c, const lora_c
         param_entry *w = unit_add(u, name, 2, out, in, 0, weight_dtype);
         if (weight_dtype == DT_BF16 && mods[lin].r) { /* room for s B and A beside W */
             w->fused_r = mods[lin].r;
-            u->n_frozen_bytes = w->offset + storage_bytes(DT_BF16, (size_t)(out + w->fused_r) * (in + w->fused_r));
+            u->n_frozen_bytes = w->offset + storage_bytes(DT_BF16, (size_t)(out + w->fused_r) * param_frozen_ld(w));
         }
         if (lin == LIN_O) {
             snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
@@ -194,7 +194,7 @@ void model_bind_unit(model *m, int ui)
                         if (strstr(p->name, lora_module_path(lin))) {
                             v->w[lin] = p->compute == DT_F32 ? w : NULL;
                             v->w_bf16[lin] = p->compute == DT_BF16 ? w : NULL;
-                            v->w_ld[lin] = (int)p->shape[1] + p->fused_r;
+                            v->w_ld[lin] = (int)param_frozen_ld(p);
                         }
             }
         }

@@ -55,6 +55,10 @@ typedef struct param_entry {
                          * storage and rows_in_file then describe its base tensor) */
 } param_entry;
 
+/* A frozen tensor's row stride in the frozen buffer: its columns, plus the
+ * adapter's r where a bf16 weight carries it (fused_r). */
+static inline size_t param_frozen_ld(const param_entry *p) { return (size_t)p->shape[1] + (size_t)p->fused_r; }
+
 typedef struct model_unit {
     unit_kind kind;
     int layer;          /* for UNIT_LAYER */
